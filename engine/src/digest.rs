@@ -1,0 +1,124 @@
+//! Content digests of inputs and outputs, reusing cached ones while a file's metadata
+//! (size, mtime, ctime, inode) is unchanged, so unchanged checkpoints are never re-hashed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::Mutex;
+
+use crate::disk::{Digest, Disk};
+use crate::graph::Input;
+use crate::state::FileRecord;
+
+/// Digests paths through a [`Disk`], remembering what it hashed for the journal.
+pub struct Digester<'a> {
+    disk: &'a dyn Disk,
+    cache: &'a HashMap<String, FileRecord>,
+    /// Hashed during this process; the flag says whether the journal has it yet.
+    fresh: Mutex<HashMap<String, (FileRecord, bool)>>,
+}
+
+impl<'a> Digester<'a> {
+    pub fn new(disk: &'a dyn Disk, cache: &'a HashMap<String, FileRecord>) -> Self {
+        Digester {
+            disk,
+            cache,
+            fresh: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn disk(&self) -> &dyn Disk {
+        self.disk
+    }
+
+    /// A regular file's digest; `None` when it does not exist.
+    pub fn file(&self, path: &str) -> io::Result<Option<Digest>> {
+        let Some(meta) = self.disk.stat(path)? else {
+            return Ok(None);
+        };
+        if let Some((r, _)) = self.fresh.lock().unwrap().get(path) {
+            if r.meta == meta {
+                return Ok(Some(r.digest.clone()));
+            }
+        }
+        if let Some(r) = self.cache.get(path) {
+            if r.meta == meta {
+                return Ok(Some(r.digest.clone()));
+            }
+        }
+        let digest = self.disk.hash_file(path)?;
+        // A file that changed while it was hashed must not be cached as unchanged.
+        if self.disk.stat(path)? == Some(meta) {
+            self.fresh.lock().unwrap().insert(
+                path.to_string(),
+                (
+                    FileRecord {
+                        path: path.to_string(),
+                        meta,
+                        digest: digest.clone(),
+                    },
+                    false,
+                ),
+            );
+        }
+        Ok(Some(digest))
+    }
+
+    /// A file's digest, or a directory's: blake3 over its files' relative paths and digests.
+    pub fn path(&self, path: &str) -> io::Result<Option<Digest>> {
+        match self.disk.stat(path)? {
+            None => Ok(None),
+            Some(m) if !m.is_dir => self.file(path),
+            Some(_) => {
+                let mut h = blake3::Hasher::new();
+                for f in self.disk.walk(path)? {
+                    let d = self.file(&f)?.unwrap_or_default();
+                    let rel = f.strip_prefix(path).unwrap_or(&f);
+                    h.update(rel.as_bytes());
+                    h.update(b"\0");
+                    h.update(d.as_bytes());
+                    h.update(b"\n");
+                }
+                Ok(Some(format!("tree:{}", h.finalize().to_hex())))
+            }
+        }
+    }
+
+    /// Expands one declared input to its files and their digests.
+    pub fn input(&self, input: &Input, out: &mut BTreeMap<String, Digest>) -> io::Result<()> {
+        let files = if input.glob {
+            self.disk.glob(&input.path)?
+        } else {
+            match self.disk.stat(&input.path)? {
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("input `{}` does not exist", input.path),
+                    ));
+                }
+                Some(m) if m.is_dir => self.disk.walk(&input.path)?,
+                Some(_) => vec![input.path.clone()],
+            }
+        };
+        for f in files {
+            if let Some(d) = self.file(&f)? {
+                out.insert(f, d);
+            }
+        }
+        Ok(())
+    }
+
+    /// Cache entries hashed since the last call, to be appended to the journal.
+    pub fn take_new(&self) -> Vec<FileRecord> {
+        let mut fresh = self.fresh.lock().unwrap();
+        let mut v: Vec<FileRecord> = fresh
+            .values_mut()
+            .filter(|(_, persisted)| !*persisted)
+            .map(|(r, persisted)| {
+                *persisted = true;
+                r.clone()
+            })
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+}

@@ -1,0 +1,756 @@
+//! The expanded DAG: one instance per matrix combination, edges only from references.
+//!
+//! Built once from a checked [`WorkflowSpec`], validated (ids, outputs, inputs), then read
+//! only. Instance ids are stable and readable: `train[lr=1.0e-4,lr_scheduler=cosine]`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Component, Path};
+
+use crate::diagnostic::{SpecError, choices_help};
+use crate::disk::{Disk, is_glob};
+use crate::task::Template;
+use crate::template::{Resolved, Scope, Target, render};
+use crate::workflow::{Axis, MatrixValue, NodeSpec, Param, WorkflowSpec};
+use crate::yaml::Span;
+
+/// Index of an instance in [`Graph::nodes`].
+pub type NodeId = usize;
+
+/// A declared input of one instance.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Project-relative path or glob.
+    pub path: String,
+    pub glob: bool,
+    /// Set when the path is an output of a referenced upstream instance: it then enters
+    /// the key through that upstream's output digests, not as an input.
+    pub produced_by: Option<NodeId>,
+}
+
+/// One runnable instance of a node.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: String,
+    /// Index of the node in the workflow spec.
+    pub spec: usize,
+    /// (axis display name, value as written), in id order.
+    pub axes: Vec<(String, String)>,
+    /// Resolved parameters by dotted key (matrix values applied).
+    pub params: BTreeMap<String, Param>,
+    pub command: Option<String>,
+    pub inputs: Vec<Input>,
+    /// Project-relative output paths.
+    pub outputs: Vec<String>,
+    /// Upstream instances, mapped and gathered, in reference order.
+    pub deps: Vec<NodeId>,
+    pub dependents: Vec<NodeId>,
+    pub gpus: u32,
+}
+
+/// The sealed, validated graph of a workflow.
+#[derive(Debug)]
+pub struct Graph {
+    pub spec: WorkflowSpec,
+    pub nodes: Vec<Instance>,
+    ids: HashMap<String, NodeId>,
+    by_name: HashMap<String, Vec<NodeId>>,
+}
+
+/// A matrix axis with the node it belongs to; values may grow through `include:`.
+struct AxisInfo {
+    origin: usize,
+    key: String,
+    values: Vec<MatrixValue>,
+}
+
+/// Axis index -> value index, sorted by axis.
+type Assignment = Vec<(usize, usize)>;
+
+impl Graph {
+    /// Expands and validates a workflow. `disk` answers whether declared inputs exist.
+    pub fn build(spec: WorkflowSpec, disk: &dyn Disk) -> Result<Graph, SpecError> {
+        Builder::new(&spec).build(disk).map(|(nodes, ids, by_name)| Graph {
+            spec,
+            nodes,
+            ids,
+            by_name,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<NodeId> {
+        self.ids.get(id).copied()
+    }
+
+    /// The spec node an instance came from.
+    pub fn node_spec(&self, id: NodeId) -> &NodeSpec {
+        &self.spec.nodes[self.nodes[id].spec]
+    }
+
+    /// Resolves a selector: an instance id, or a bare node name for all its instances.
+    pub fn select(&self, selector: &str) -> Result<Vec<NodeId>, String> {
+        if let Some(id) = self.get(selector) {
+            return Ok(vec![id]);
+        }
+        if let Some(ids) = self.by_name.get(selector) {
+            return Ok(ids.clone());
+        }
+        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        names.sort();
+        let candidates: Vec<&str> = names
+            .iter()
+            .copied()
+            .chain(self.nodes.iter().map(|n| n.id.as_str()))
+            .collect();
+        let mut msg = format!("no node or instance `{selector}` in this workflow");
+        let help = choices_help(selector, &candidates);
+        if let Some(best) = crate::diagnostic::did_you_mean(selector, candidates.iter().copied()) {
+            msg.push_str(&format!("; did you mean `{best}`?"));
+        } else if !help.is_empty() && names.len() <= 20 {
+            msg.push_str(&format!("; nodes are {}", names.join(", ")));
+        }
+        Err(msg)
+    }
+
+    /// Instances in an order where every upstream comes first.
+    pub fn topo_order(&self) -> impl Iterator<Item = NodeId> {
+        0..self.nodes.len()
+    }
+
+    /// Every instance `ids` depend on, transitively, plus `ids` themselves.
+    pub fn with_ancestors(&self, ids: &[NodeId]) -> Vec<bool> {
+        let mut keep = vec![false; self.nodes.len()];
+        let mut stack: Vec<NodeId> = ids.to_vec();
+        while let Some(n) = stack.pop() {
+            if !keep[n] {
+                keep[n] = true;
+                stack.extend(&self.nodes[n].deps);
+            }
+        }
+        keep
+    }
+}
+
+struct Builder<'a> {
+    spec: &'a WorkflowSpec,
+    axes: Vec<AxisInfo>,
+    nodes: Vec<Instance>,
+    assignments: Vec<Assignment>,
+    instances_of: Vec<Vec<NodeId>>,
+}
+
+type Built = (
+    Vec<Instance>,
+    HashMap<String, NodeId>,
+    HashMap<String, Vec<NodeId>>,
+);
+
+impl<'a> Builder<'a> {
+    fn new(spec: &'a WorkflowSpec) -> Self {
+        Builder {
+            spec,
+            axes: Vec::new(),
+            nodes: Vec::new(),
+            assignments: Vec::new(),
+            instances_of: vec![Vec::new(); spec.nodes.len()],
+        }
+    }
+
+    fn err(&self, span: Span, msg: impl Into<String>, help: impl Into<String>) -> SpecError {
+        SpecError::at(&self.spec.source, span, msg, help)
+    }
+
+    fn build(mut self, disk: &dyn Disk) -> Result<Built, SpecError> {
+        for idx in self.spec_order() {
+            self.expand(idx)?;
+        }
+        let mut ids: HashMap<String, NodeId> = HashMap::with_capacity(self.nodes.len());
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(&first) = ids.get(&n.id) {
+                let spec = &self.spec.nodes[n.spec];
+                return Err(self.err(
+                    spec.name_span,
+                    format!("duplicate instance id `{}`", n.id),
+                    "two matrix combinations give the same id; make the values distinct",
+                )
+                .with_label(self.spec.nodes[self.nodes[first].spec].name_span, "first here"));
+            }
+            ids.insert(n.id.clone(), i);
+        }
+        for i in 0..self.nodes.len() {
+            let deps = self.nodes[i].deps.clone();
+            for d in deps {
+                self.nodes[d].dependents.push(i);
+            }
+        }
+        self.check_outputs_and_inputs(disk)?;
+        let mut by_name: HashMap<String, Vec<NodeId>> = HashMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            by_name
+                .entry(self.spec.nodes[n.spec].name.clone())
+                .or_default()
+                .push(i);
+        }
+        Ok((self.nodes, ids, by_name))
+    }
+
+    /// Spec nodes, upstream first (cycles were rejected when the spec was parsed).
+    fn spec_order(&self) -> Vec<usize> {
+        let n = self.spec.nodes.len();
+        let mut indeg = vec![0usize; n];
+        let mut down: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, node) in self.spec.nodes.iter().enumerate() {
+            for r in node.needs.iter().chain(&node.gather) {
+                let u = self.spec.node_index(&r.name).expect("references were checked");
+                indeg[i] += 1;
+                down[u].push(i);
+            }
+        }
+        let mut ready: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).rev().collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop() {
+            order.push(i);
+            for &d in down[i].iter().rev() {
+                indeg[d] -= 1;
+                if indeg[d] == 0 {
+                    ready.push(d);
+                }
+            }
+        }
+        order
+    }
+
+    /// The node's own combinations, as assignments over newly registered axes.
+    fn own_combinations(&mut self, idx: usize) -> Result<Vec<Assignment>, SpecError> {
+        let node = &self.spec.nodes[idx];
+        if node.matrix.is_empty() && node.include.is_empty() {
+            return Ok(vec![Vec::new()]);
+        }
+        let axis_defs: Vec<Axis> = if node.matrix.is_empty() {
+            node.include[0]
+                .entries
+                .iter()
+                .map(|(k, span, _)| Axis {
+                    key: k.clone(),
+                    key_span: *span,
+                    values: Vec::new(),
+                })
+                .collect()
+        } else {
+            node.matrix.clone()
+        };
+        let base = self.axes.len();
+        for a in &axis_defs {
+            self.axes.push(AxisInfo {
+                origin: idx,
+                key: a.key.clone(),
+                values: a.values.clone(),
+            });
+        }
+        let axis_of = |key: &str| base + axis_defs.iter().position(|a| a.key == key).unwrap();
+        let mut combos: Vec<Assignment> = if node.matrix.is_empty() {
+            Vec::new()
+        } else {
+            let mut acc: Vec<Assignment> = vec![Vec::new()];
+            for (ai, a) in axis_defs.iter().enumerate() {
+                let mut next = Vec::with_capacity(acc.len() * a.values.len());
+                for c in &acc {
+                    for vi in 0..a.values.len() {
+                        let mut c = c.clone();
+                        c.push((base + ai, vi));
+                        next.push(c);
+                    }
+                }
+                acc = next;
+            }
+            acc
+        };
+        for ex in &node.exclude {
+            let matches = |c: &Assignment| {
+                ex.entries.iter().all(|(k, _, v)| {
+                    let ax = axis_of(k);
+                    c.iter()
+                        .any(|&(a, vi)| a == ax && self.axes[a].values[vi].value == v.value)
+                })
+            };
+            let before = combos.len();
+            combos.retain(|c| !matches(c));
+            if combos.len() == before {
+                return Err(self.err(
+                    ex.span,
+                    "`exclude` entry matches no matrix combination",
+                    "check the values against the matrix; numbers are compared by value",
+                ));
+            }
+        }
+        for inc in &node.include {
+            let mut c: Assignment = Vec::new();
+            for (k, _, v) in &inc.entries {
+                let ax = axis_of(k);
+                let values = &mut self.axes[ax].values;
+                let vi = match values.iter().position(|x| x.value == v.value) {
+                    Some(vi) => vi,
+                    None => {
+                        values.push(v.clone());
+                        values.len() - 1
+                    }
+                };
+                c.push((ax, vi));
+            }
+            c.sort();
+            if combos.contains(&c) {
+                return Err(self.err(
+                    inc.span,
+                    "`include` entry duplicates a combination the matrix already has",
+                    "remove the entry, or change one of its values",
+                ));
+            }
+            combos.push(c);
+        }
+        if combos.is_empty() {
+            let span = node.matrix.first().map(|a| a.key_span).unwrap_or(node.name_span);
+            return Err(self.err(
+                span,
+                "the matrix has no combinations left",
+                "every combination was excluded; remove an `exclude:` entry",
+            ));
+        }
+        Ok(combos)
+    }
+
+    fn expand(&mut self, idx: usize) -> Result<(), SpecError> {
+        let own = self.own_combinations(idx)?;
+        let node = &self.spec.nodes[idx];
+        // Rows: (assignment, mapped upstream instances).
+        let mut rows: Vec<(Assignment, Vec<NodeId>)> = vec![(Vec::new(), Vec::new())];
+        for r in &node.needs {
+            let u = self.spec.node_index(&r.name).expect("checked");
+            let u_insts = &self.instances_of[u];
+            let row_axes: HashSet<usize> = rows[0].0.iter().map(|&(a, _)| a).collect();
+            let shared: Vec<usize> = self.assignments[u_insts[0]]
+                .iter()
+                .map(|&(a, _)| a)
+                .filter(|a| row_axes.contains(a))
+                .collect();
+            let mut index: HashMap<Vec<usize>, Vec<NodeId>> = HashMap::new();
+            for &ui in u_insts {
+                index
+                    .entry(project(&self.assignments[ui], &shared))
+                    .or_default()
+                    .push(ui);
+            }
+            let mut next = Vec::new();
+            for (assign, deps) in &rows {
+                if let Some(matches) = index.get(&project(assign, &shared)) {
+                    for &ui in matches {
+                        let mut a = assign.clone();
+                        for &(ax, v) in &self.assignments[ui] {
+                            if !row_axes.contains(&ax) {
+                                a.push((ax, v));
+                            }
+                        }
+                        let mut d = deps.clone();
+                        d.push(ui);
+                        next.push((a, d));
+                    }
+                }
+            }
+            rows = next;
+        }
+        let mut combined = Vec::with_capacity(rows.len() * own.len());
+        for (assign, deps) in &rows {
+            for c in &own {
+                let mut a = assign.clone();
+                a.extend_from_slice(c);
+                combined.push((a, deps.clone()));
+            }
+        }
+        // Gathers: every instance that agrees on the axes both sides have.
+        for r in &node.gather {
+            let g = self.spec.node_index(&r.name).expect("checked");
+            let g_insts = self.instances_of[g].clone();
+            let my_axes: HashSet<usize> = combined[0].0.iter().map(|&(a, _)| a).collect();
+            let shared: Vec<usize> = self.assignments[g_insts[0]]
+                .iter()
+                .map(|&(a, _)| a)
+                .filter(|a| my_axes.contains(a))
+                .collect();
+            let mut index: HashMap<Vec<usize>, Vec<NodeId>> = HashMap::new();
+            for &gi in &g_insts {
+                index
+                    .entry(project(&self.assignments[gi], &shared))
+                    .or_default()
+                    .push(gi);
+            }
+            for (assign, deps) in &mut combined {
+                if let Some(m) = index.get(&project(assign, &shared)) {
+                    deps.extend(m);
+                }
+            }
+        }
+        if combined.is_empty() {
+            return Err(self.err(
+                node.name_span,
+                format!("node `{}` has no instances", node.name),
+                "its `needs:` upstreams share matrix axes but no common values",
+            ));
+        }
+        let names = self.display_names(combined[0].0.iter().map(|&(a, _)| a).collect());
+        for (assign, deps) in combined {
+            let id = self.nodes.len();
+            let instance = self.instantiate(idx, &assign, &names, deps)?;
+            self.nodes.push(instance);
+            self.assignments.push(sorted(assign));
+            self.instances_of[idx].push(id);
+        }
+        Ok(())
+    }
+
+    /// Display name per axis: the last key segment, or more where that would be ambiguous.
+    fn display_names(&self, axes: Vec<usize>) -> HashMap<usize, String> {
+        let last = |a: usize| self.axes[a].key.rsplit('.').next().unwrap().to_string();
+        let mut out = HashMap::new();
+        for &a in &axes {
+            let short = last(a);
+            let clash_short = axes.iter().any(|&b| b != a && last(b) == short);
+            let clash_full = axes
+                .iter()
+                .any(|&b| b != a && self.axes[b].key == self.axes[a].key);
+            let name = if clash_full {
+                format!("{}.{}", self.spec.nodes[self.axes[a].origin].name, self.axes[a].key)
+            } else if clash_short {
+                self.axes[a].key.clone()
+            } else {
+                short
+            };
+            out.insert(a, name);
+        }
+        out
+    }
+
+    fn instantiate(
+        &self,
+        idx: usize,
+        assign: &Assignment,
+        names: &HashMap<usize, String>,
+        deps: Vec<NodeId>,
+    ) -> Result<Instance, SpecError> {
+        let node = &self.spec.nodes[idx];
+        let axes: Vec<(String, String)> = assign
+            .iter()
+            .map(|&(a, v)| (names[&a].clone(), self.axes[a].values[v].text.clone()))
+            .collect();
+        let id = if axes.is_empty() {
+            node.name.clone()
+        } else {
+            let inner: Vec<String> = axes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{}[{}]", node.name, inner.join(","))
+        };
+        let mut params = node.params.clone();
+        for &(a, v) in assign {
+            let axis = &self.axes[a];
+            if axis.origin == idx {
+                params.retain(|k, _| !(k.starts_with(&axis.key) && k[axis.key.len()..].starts_with('.')));
+                params.insert(axis.key.clone(), axis.values[v].clone());
+            }
+        }
+        let mut inst = Instance {
+            id,
+            spec: idx,
+            axes,
+            params,
+            command: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            deps,
+            dependents: Vec::new(),
+            gpus: node.gpus,
+        };
+        let src = &self.spec.source;
+        let mut outputs = Vec::new();
+        for t in &node.template.outputs {
+            let path = render(src, t, &InstanceScope::new(self, &inst, Target::Path), Target::Path)?;
+            outputs.push(self.project_path(t, &path, "output")?);
+        }
+        inst.outputs = outputs;
+        let mut inputs = Vec::new();
+        for t in &node.template.inputs {
+            let path = render(src, t, &InstanceScope::new(self, &inst, Target::Path), Target::Path)?;
+            let path = self.project_path(t, &path, "input")?;
+            inputs.push(Input {
+                glob: is_glob(&path),
+                path,
+                produced_by: None,
+            });
+        }
+        inst.inputs = inputs;
+        if let Some(run) = &node.template.run {
+            let cmd = render(
+                src,
+                run,
+                &InstanceScope::new(self, &inst, Target::Command),
+                Target::Command,
+            )?;
+            inst.command = Some(cmd);
+        }
+        Ok(inst)
+    }
+
+    /// Normalises a path to project-relative form, refusing paths that leave the project.
+    fn project_path(&self, t: &Template, path: &str, what: &str) -> Result<String, SpecError> {
+        let mut parts: Vec<String> = Vec::new();
+        let p = Path::new(path);
+        if p.is_absolute() {
+            return Err(self.err(
+                t.span,
+                format!("{what} path `{path}` is absolute"),
+                format!("{what}s are paths relative to the project root; write `{path}` relative to it"),
+            ));
+        }
+        for c in p.components() {
+            match c {
+                Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if parts.pop().is_none() {
+                        return Err(self.err(
+                            t.span,
+                            format!("{what} path `{path}` is outside the project"),
+                            format!("{what}s must stay inside the project directory; remove the leading `..`"),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if parts.is_empty() {
+            return Err(self.err(
+                t.span,
+                format!("{what} path `{path}` names the project root itself"),
+                format!("name a file or directory inside the project"),
+            ));
+        }
+        if what == "output" && parts[0] == ".cache" {
+            return Err(self.err(
+                t.span,
+                format!("output path `{path}` is inside `.cache/`"),
+                "`.cache/` holds flow's own state; write outputs elsewhere",
+            ));
+        }
+        Ok(parts.join("/"))
+    }
+
+    fn check_outputs_and_inputs(&mut self, disk: &dyn Disk) -> Result<(), SpecError> {
+        let mut owner: HashMap<&str, NodeId> = HashMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for o in &n.outputs {
+                if let Some(&first) = owner.get(o.as_str()) {
+                    let spec = &self.spec.nodes[n.spec];
+                    let first_spec = &self.spec.nodes[self.nodes[first].spec];
+                    let span = output_span(spec);
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "output `{o}` is declared by both `{}` and `{}`",
+                            self.nodes[first].id, n.id
+                        ),
+                        "each file must have one producer; put a parameter such as `{instance}` in the path",
+                    )
+                    .with_label(output_span(first_spec), "also declared here"));
+                }
+                owner.insert(o, i);
+            }
+        }
+        let mut produced: Vec<(NodeId, usize, NodeId)> = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let spec = &self.spec.nodes[n.spec];
+            for (k, input) in n.inputs.iter().enumerate() {
+                let span = spec.template.inputs[k].span;
+                if input.glob {
+                    if n.deps.is_empty()
+                        && disk.glob(&input.path).map(|v| v.is_empty()).unwrap_or(true)
+                    {
+                        return Err(self.err(
+                            span,
+                            format!("input pattern `{}` matches no files", input.path),
+                            "check the pattern; paths are relative to the project root",
+                        ));
+                    }
+                    continue;
+                }
+                if let Some(&p) = owner.get(input.path.as_str()) {
+                    if !n.deps.contains(&p) {
+                        let producer = &self.spec.nodes[self.nodes[p].spec].name;
+                        return Err(self.err(
+                            span,
+                            format!("input `{}` is produced by `{}`, which `{}` does not reference", input.path, self.nodes[p].id, n.id),
+                            format!("add `{producer}` to this node's `needs:` (or `gather:`) so it runs first"),
+                        ));
+                    }
+                    produced.push((i, k, p));
+                    continue;
+                }
+                let exists = disk.stat(&input.path).ok().flatten().is_some();
+                if !exists {
+                    return Err(self.err(
+                        span,
+                        format!("input `{}` does not exist and no node produces it", input.path),
+                        "create the file, fix the path (relative to the project root), or add the node that writes it as an output",
+                    ));
+                }
+            }
+        }
+        for (i, k, p) in produced {
+            self.nodes[i].inputs[k].produced_by = Some(p);
+        }
+        Ok(())
+    }
+}
+
+fn output_span(spec: &NodeSpec) -> Span {
+    spec.template
+        .outputs
+        .first()
+        .map(|t| t.span)
+        .unwrap_or(spec.name_span)
+}
+
+fn sorted(mut a: Assignment) -> Assignment {
+    a.sort();
+    a
+}
+
+fn project(a: &Assignment, axes: &[usize]) -> Vec<usize> {
+    axes.iter()
+        .map(|ax| a.iter().find(|(x, _)| x == ax).map(|&(_, v)| v).unwrap_or(usize::MAX))
+        .collect()
+}
+
+/// Placeholders visible while instantiating one node.
+struct InstanceScope<'a> {
+    builder: &'a Builder<'a>,
+    inst: &'a Instance,
+    target: Target,
+}
+
+impl<'a> InstanceScope<'a> {
+    fn new(builder: &'a Builder<'a>, inst: &'a Instance, target: Target) -> Self {
+        InstanceScope {
+            builder,
+            inst,
+            target,
+        }
+    }
+
+    fn outputs_of_ref(&self, kind: &str, name: &str) -> Option<Result<Resolved, String>> {
+        let node = &self.builder.spec.nodes[self.inst.spec];
+        let list = if kind == "needs" { &node.needs } else { &node.gather };
+        if !list.iter().any(|r| r.name == name) {
+            return Some(Err(format!(
+                "`{name}` is not listed under `{kind}:` of this node"
+            )));
+        }
+        if self.target == Target::Path {
+            return Some(Err("upstream outputs can only be used in `run:`".into()));
+        }
+        let u = self.builder.spec.node_index(name)?;
+        let paths: Vec<String> = self
+            .inst
+            .deps
+            .iter()
+            .filter(|&&d| self.builder.nodes[d].spec == u)
+            .flat_map(|&d| self.builder.nodes[d].outputs.clone())
+            .collect();
+        Some(Ok(Resolved::Many(paths)))
+    }
+}
+
+impl Scope for InstanceScope<'_> {
+    fn resolve(&self, name: &str) -> Option<Result<Resolved, String>> {
+        match name {
+            "node" => {
+                return Some(Ok(Resolved::One(
+                    self.builder.spec.nodes[self.inst.spec].name.clone(),
+                )));
+            }
+            "instance" => return Some(Ok(Resolved::One(instance_slug(&self.inst.id)))),
+            "outputs" | "inputs" if self.target == Target::Path => {
+                return Some(Err(format!("`{{{name}}}` can only be used in `run:`")));
+            }
+            "outputs" => return Some(Ok(Resolved::Many(self.inst.outputs.clone()))),
+            "inputs" => {
+                return Some(Ok(Resolved::Many(
+                    self.inst.inputs.iter().map(|i| i.path.clone()).collect(),
+                )));
+            }
+            _ => {}
+        }
+        if let Some(rest) = name.strip_prefix("outputs.") {
+            let i: usize = rest.parse().ok()?;
+            return Some(
+                self.inst
+                    .outputs
+                    .get(i)
+                    .cloned()
+                    .map(Resolved::One)
+                    .ok_or_else(|| format!("this node declares {} outputs", self.inst.outputs.len())),
+            );
+        }
+        if let Some(node) = name.strip_prefix("needs.") {
+            return self.outputs_of_ref("needs", node);
+        }
+        if let Some(node) = name.strip_prefix("gather.") {
+            return self.outputs_of_ref("gather", node);
+        }
+        if let Some(axis) = name.strip_prefix("matrix.") {
+            return self
+                .inst
+                .axes
+                .iter()
+                .find(|(k, _)| k == axis)
+                .map(|(_, v)| Ok(Resolved::One(v.clone())));
+        }
+        if let Some(p) = self.inst.params.get(name) {
+            return Some(Ok(Resolved::One(p.value.to_text())));
+        }
+        if self
+            .inst
+            .params
+            .keys()
+            .any(|k| k.starts_with(name) && k[name.len()..].starts_with('.'))
+        {
+            return Some(Err(format!(
+                "`{name}` is a group of parameters; use one of its keys, e.g. `{name}.<key>`"
+            )));
+        }
+        None
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inst.params.keys().cloned().collect();
+        names.extend(["instance", "node", "outputs", "inputs"].map(String::from));
+        names.extend(self.inst.axes.iter().map(|(k, _)| format!("matrix.{k}")));
+        let node = &self.builder.spec.nodes[self.inst.spec];
+        names.extend(node.needs.iter().map(|r| format!("needs.{}", r.name)));
+        names.extend(node.gather.iter().map(|r| format!("gather.{}", r.name)));
+        names
+    }
+}
+
+/// A file-name-safe form of an instance id: `train[lr=1e-4,s=cosine]` -> `train/lr=1e-4,s=cosine`.
+pub fn instance_slug(id: &str) -> String {
+    let body = match id.split_once('[') {
+        Some((name, rest)) => format!("{name}/{}", rest.trim_end_matches(']')),
+        None => id.to_string(),
+    };
+    let (head, tail) = body.split_once('/').unwrap_or((&body, ""));
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+            .collect()
+    };
+    if tail.is_empty() {
+        clean(head)
+    } else {
+        format!("{}/{}", clean(head), clean(tail))
+    }
+}

@@ -1,0 +1,300 @@
+//! The append-only, checksummed journal that holds flow's state.
+//!
+//! One line per entry, `crc32 json`, after a versioned header. Recording a result costs one
+//! append (no fsync of a whole file); a crash can leave a torn last line, which the checksum
+//! exposes and loading drops with a warning. Compaction rewrites the live entries to a temp
+//! file and renames it over the journal, so the journal is always either old or new.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{FileRecord, NodeRecord};
+
+/// The journal format this build writes; newer ones are refused, not misread.
+pub const JOURNAL_VERSION: u32 = 1;
+const MAGIC: &str = "flow-journal";
+
+/// One line of the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Entry {
+    Node(NodeRecord),
+    File(FileRecord),
+}
+
+/// Failures reading or writing the journal.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum JournalError {
+    #[error("cannot read the state journal {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write the state journal {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[diagnostic(help("upgrade flow; this project's state was written by a newer version"))]
+    #[error("{path} was written by a newer flow (journal format {found}, this flow reads {JOURNAL_VERSION})")]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("{path} is not a flow journal (first line `{line}`)")]
+    NotAJournal { path: PathBuf, line: String },
+}
+
+/// What loading found, besides the entries.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub entries: Vec<Entry>,
+    /// Lines dropped because they were torn or failed their checksum.
+    pub dropped: usize,
+    /// Byte length of the valid prefix, where a torn tail must be cut.
+    pub valid_len: u64,
+    pub total_len: u64,
+}
+
+/// The journal file and its lock.
+pub struct Journal {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl Journal {
+    pub fn new(cache_dir: &Path) -> Self {
+        Journal {
+            path: cache_dir.join("journal"),
+            lock_path: cache_dir.join("journal.lock"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads every valid entry. A missing journal is an empty one.
+    pub fn load(&self) -> Result<LoadReport, JournalError> {
+        let read_err = |source| JournalError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LoadReport::default()),
+            Err(e) => return Err(read_err(e)),
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut report = LoadReport::default();
+        let mut line = Vec::new();
+        let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
+        if n == 0 {
+            return Ok(report);
+        }
+        let header = String::from_utf8_lossy(&line).trim_end().to_string();
+        let version = header
+            .strip_prefix(MAGIC)
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        match version {
+            Some(v) if v > JOURNAL_VERSION => {
+                return Err(JournalError::TooNew {
+                    path: self.path.clone(),
+                    found: v,
+                });
+            }
+            Some(_) => {}
+            None if !line.ends_with(b"\n") => {
+                // A crash while writing the header: nothing was recorded yet.
+                report.total_len = n as u64;
+                report.dropped = 1;
+                return Ok(report);
+            }
+            None => {
+                return Err(JournalError::NotAJournal {
+                    path: self.path.clone(),
+                    line: header,
+                });
+            }
+        }
+        let mut offset = n as u64;
+        report.valid_len = offset;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
+            if n == 0 {
+                break;
+            }
+            offset += n as u64;
+            match parse_line(&line) {
+                Some(entry) => {
+                    report.entries.push(entry);
+                    report.valid_len = offset;
+                }
+                None => report.dropped += 1,
+            }
+        }
+        report.total_len = offset;
+        Ok(report)
+    }
+
+    /// Appends entries with one write, under the commit lock.
+    pub fn append(&self, entries: &[Entry]) -> Result<(), JournalError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let write_err = |source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut buf = Vec::with_capacity(256 * entries.len());
+        for e in entries {
+            encode_line(e, &mut buf);
+        }
+        let _lock = self.lock().map_err(write_err)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(write_err)?;
+        let len = file.metadata().map_err(write_err)?.len();
+        if len == 0 {
+            let mut with_header = format!("{MAGIC} {JOURNAL_VERSION}\n").into_bytes();
+            with_header.extend_from_slice(&buf);
+            buf = with_header;
+        }
+        file.write_all(&buf).map_err(write_err)
+    }
+
+    /// Cuts a torn tail so later appends start on a fresh line.
+    pub fn truncate_to(&self, len: u64) -> Result<(), JournalError> {
+        let write_err = |source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let _lock = self.lock().map_err(write_err)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(write_err)?;
+        file.set_len(len).map_err(write_err)
+    }
+
+    /// Replaces the journal with exactly `entries`, atomically.
+    pub fn rewrite(&self, entries: &[Entry]) -> Result<(), JournalError> {
+        let write_err = |source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let _lock = self.lock().map_err(write_err)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
+        let mut buf = format!("{MAGIC} {JOURNAL_VERSION}\n").into_bytes();
+        for e in entries {
+            encode_line(e, &mut buf);
+        }
+        tmp.write_all(&buf).map_err(write_err)?;
+        tmp.as_file().sync_all().map_err(write_err)?;
+        tmp.persist(&self.path)
+            .map_err(|e| write_err(e.error))?;
+        Ok(())
+    }
+
+    /// Flushes appended entries to stable storage (once per run, not per record).
+    pub fn sync(&self) -> Result<(), JournalError> {
+        match File::open(&self.path) {
+            Ok(f) => f.sync_all().map_err(|source| JournalError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> io::Result<File> {
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)?;
+        f.lock()?;
+        Ok(f)
+    }
+}
+
+fn encode_line(entry: &Entry, out: &mut Vec<u8>) {
+    let json = serde_json::to_vec(entry).expect("entries always serialize");
+    let crc = crc32fast::hash(&json);
+    out.extend_from_slice(format!("{crc:08x} ").as_bytes());
+    out.extend_from_slice(&json);
+    out.push(b'\n');
+}
+
+fn parse_line(line: &[u8]) -> Option<Entry> {
+    let line = line.strip_suffix(b"\n")?;
+    if line.len() < 10 || line[8] != b' ' {
+        return None;
+    }
+    let crc = u32::from_str_radix(std::str::from_utf8(&line[..8]).ok()?, 16).ok()?;
+    let json = &line[9..];
+    if crc32fast::hash(json) != crc {
+        return None;
+    }
+    serde_json::from_slice(json).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::FileMeta;
+
+    fn file_entry(path: &str) -> Entry {
+        Entry::File(FileRecord {
+            path: path.into(),
+            meta: FileMeta {
+                size: 1,
+                mtime_ns: 2,
+                ctime_ns: 3,
+                inode: 4,
+                is_dir: false,
+            },
+            digest: "d".into(),
+        })
+    }
+
+    #[test]
+    fn round_trips_and_drops_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        j.append(&[file_entry("a"), file_entry("b")]).unwrap();
+        j.append(&[file_entry("c")]).unwrap();
+        let full = std::fs::read(j.path()).unwrap();
+        // Tear the last line in the middle.
+        std::fs::write(j.path(), &full[..full.len() - 5]).unwrap();
+        let r = j.load().unwrap();
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.dropped, 1);
+        j.truncate_to(r.valid_len).unwrap();
+        j.append(&[file_entry("d")]).unwrap();
+        let r = j.load().unwrap();
+        assert_eq!(r.entries.len(), 3);
+        assert_eq!(r.dropped, 0);
+    }
+
+    #[test]
+    fn corrupted_line_fails_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        j.append(&[file_entry("a"), file_entry("b")]).unwrap();
+        let text = std::fs::read_to_string(j.path()).unwrap();
+        std::fs::write(j.path(), text.replacen("\"a\"", "\"z\"", 1)).unwrap();
+        let r = j.load().unwrap();
+        assert_eq!(r.entries.len(), 1);
+        assert_eq!(r.dropped, 1);
+    }
+
+    #[test]
+    fn newer_versions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        std::fs::write(j.path(), "flow-journal 99\n").unwrap();
+        assert!(matches!(j.load(), Err(JournalError::TooNew { found: 99, .. })));
+    }
+}

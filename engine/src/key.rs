@@ -1,0 +1,150 @@
+//! Node keys: blake3 over a canonical serialization of everything that determines outputs.
+//!
+//! The [`Manifest`] is what a key is computed from and is stored with each record, so a
+//! changed key can be explained field by field (`training.lr: 1.0e-4 -> 5.0e-5`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::disk::Digest;
+use crate::value::Value;
+
+/// Bumped whenever the serialization below changes; every key changes with it.
+pub const KEY_FORMAT: u32 = 1;
+
+/// A parameter as stored in a manifest: canonical value plus the text as written.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ParamRecord {
+    /// Canonical JSON of the value (numbers by value).
+    pub v: serde_json::Value,
+    /// As written, for display.
+    pub w: String,
+}
+
+impl ParamRecord {
+    pub fn new(value: &Value, written: &str) -> Self {
+        ParamRecord {
+            v: serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+            w: written.to_string(),
+        }
+    }
+}
+
+/// Everything that determines a node's outputs. Executor-only settings (GPUs, SLURM
+/// account, partition, time limit, mail) are deliberately absent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Manifest {
+    pub task: String,
+    pub task_version: u32,
+    pub params: BTreeMap<String, ParamRecord>,
+    pub command: Option<String>,
+    pub outputs: Vec<String>,
+    /// Input file path -> content digest (directories and globs expanded).
+    pub inputs: BTreeMap<String, Digest>,
+    /// Upstream instance id -> (output path -> digest).
+    pub upstream: BTreeMap<String, BTreeMap<String, Digest>>,
+}
+
+/// The hashed form: the manifest without display text, with the format version.
+#[derive(Serialize)]
+struct KeyInput<'a> {
+    format: u32,
+    task: &'a str,
+    task_version: u32,
+    params: BTreeMap<&'a str, &'a serde_json::Value>,
+    command: &'a Option<String>,
+    outputs: &'a [String],
+    inputs: &'a BTreeMap<String, Digest>,
+    upstream: &'a BTreeMap<String, BTreeMap<String, Digest>>,
+}
+
+impl Manifest {
+    /// The node key, hex-encoded.
+    pub fn key(&self) -> String {
+        let input = KeyInput {
+            format: KEY_FORMAT,
+            task: &self.task,
+            task_version: self.task_version,
+            params: self.params.iter().map(|(k, p)| (k.as_str(), &p.v)).collect(),
+            command: &self.command,
+            outputs: &self.outputs,
+            inputs: &self.inputs,
+            upstream: &self.upstream,
+        };
+        let mut hasher = blake3::Hasher::new();
+        serde_json::to_writer(&mut hasher, &input).expect("hashing never fails");
+        hasher.finalize().to_hex().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(params: &[(&str, &str)]) -> Manifest {
+        Manifest {
+            task: "shell".into(),
+            task_version: 1,
+            params: params
+                .iter()
+                .map(|(k, w)| (k.to_string(), ParamRecord::new(&Value::from_plain(w), w)))
+                .collect(),
+            command: Some("train --lr 1e-4".into()),
+            outputs: vec!["out/model.txt".into()],
+            inputs: [("data/a.txt".to_string(), "ab".repeat(32))].into(),
+            upstream: [(
+                "prepare".to_string(),
+                [("data/set.txt".to_string(), "cd".repeat(32))].into(),
+            )]
+            .into(),
+        }
+    }
+
+    /// Pins the serialization: if this changes, every user's results go stale, so it must
+    /// only change together with KEY_FORMAT.
+    #[test]
+    fn golden_key() {
+        let m = manifest(&[("training.lr", "1.0e-4"), ("model_size", "nano")]);
+        assert_eq!(
+            m.key(),
+            "a8307ef69f256c7666bef297b8ba70c55dca0cede51276c77baaf552f8e6098b"
+        );
+    }
+
+    #[test]
+    fn numbers_hash_by_value_and_order_is_irrelevant() {
+        let a = manifest(&[("training.lr", "1.0e-4"), ("epochs", "10")]);
+        let b = manifest(&[("epochs", "10.0"), ("training.lr", "0.0001")]);
+        assert_eq!(a.key(), b.key());
+        let c = manifest(&[("training.lr", "5.0e-5"), ("epochs", "10")]);
+        assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn every_field_changes_the_key() {
+        let base = manifest(&[("a", "1")]);
+        let mut variants = Vec::new();
+        let mut m = base.clone();
+        m.task_version = 2;
+        variants.push(m);
+        let mut m = base.clone();
+        m.command = Some("other".into());
+        variants.push(m);
+        let mut m = base.clone();
+        m.outputs.push("x".into());
+        variants.push(m);
+        let mut m = base.clone();
+        m.inputs.insert("data/a.txt".into(), "ef".repeat(32));
+        variants.push(m);
+        let mut m = base.clone();
+        m.upstream.clear();
+        variants.push(m);
+        let mut m = base.clone();
+        m.params.get_mut("a").unwrap().w = "1.0".into();
+        assert_eq!(m.key(), base.key(), "display text is not part of the key");
+        for v in variants {
+            assert_ne!(v.key(), base.key(), "{v:?}");
+        }
+    }
+}

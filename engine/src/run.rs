@@ -1,0 +1,305 @@
+//! The driver: feeds the scheduler, runs jobs through an executor, verifies and records.
+//!
+//! Success is recorded only after the command exited 0 and every declared output exists
+//! and is digested; the record is one journal append. An instance whose upstreams re-ran
+//! is checked again just before it would start, so identical upstream outputs leave it
+//! untouched (early cutoff).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::task::JoinSet;
+
+use crate::digest::Digester;
+use crate::executor::{Executor, Job, JobResult};
+use crate::graph::{Graph, NodeId};
+use crate::journal::{Entry, Journal, JournalError};
+use crate::plan::{self, Plan};
+use crate::project::Project;
+use crate::scheduler::{Limits, Outcome, Scheduler};
+use crate::state::{NodeRecord, RunStatus, State};
+
+/// Options of one `flow run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub limits: Limits,
+    pub keep_going: bool,
+}
+
+/// What the user is told as the run goes.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    Started {
+        id: String,
+    },
+    Succeeded {
+        id: String,
+        duration: Duration,
+    },
+    /// Checked again after its upstreams re-ran, and found fresh.
+    UpToDate {
+        id: String,
+    },
+    Failed {
+        id: String,
+        why: String,
+        log: std::path::PathBuf,
+    },
+    Skipped {
+        id: String,
+        because: String,
+    },
+    Progress {
+        done: usize,
+        total: usize,
+        running: usize,
+        failed: usize,
+    },
+    Interrupted,
+}
+
+/// Receives [`RunEvent`]s; the CLI renders them.
+pub trait Reporter {
+    fn event(&mut self, event: RunEvent);
+}
+
+/// How the run ended.
+#[derive(Debug, Default, Clone)]
+pub struct RunSummary {
+    pub ran: Vec<String>,
+    pub up_to_date: Vec<String>,
+    pub failed: Vec<String>,
+    pub skipped: Vec<String>,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RunError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot digest files of `{id}`: {source}")]
+    Digest { id: String, source: std::io::Error },
+}
+
+/// Runs the stale instances of `plan`.
+#[allow(clippy::too_many_arguments)]
+pub async fn execute(
+    project: &Project,
+    graph: &Graph,
+    plan: &Plan,
+    state: &mut State,
+    digester: &Digester<'_>,
+    executor: &dyn Executor,
+    options: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<RunSummary, RunError> {
+    let journal = Journal::new(&project.cache_dir());
+    let want: Vec<bool> = plan
+        .decisions
+        .iter()
+        .map(|d| d.as_ref().is_some_and(|d| d.is_stale()))
+        .collect();
+    let total = want.iter().filter(|w| **w).count();
+    let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
+    let mut summary = RunSummary::default();
+    let mut jobs: JoinSet<(NodeId, JobResult, Duration, SystemTime)> = JoinSet::new();
+    let mut manifests: BTreeMap<NodeId, crate::key::Manifest> = BTreeMap::new();
+    let mut done = 0;
+    let mut interrupted = false;
+    let progress = |reporter: &mut dyn Reporter, done, sched: &Scheduler, failed: usize| {
+        reporter.event(RunEvent::Progress {
+            done,
+            total,
+            running: sched.running(),
+            failed,
+        });
+    };
+
+    loop {
+        // Start everything the limits allow.
+        while let Some(id) = sched.next() {
+            let inst = &graph.nodes[id];
+            let manifest = plan::manifest(graph, id, state, digester).map_err(|source| {
+                RunError::Digest {
+                    id: inst.id.clone(),
+                    source,
+                }
+            })?;
+            let forced = plan.decisions[id].as_ref().is_some_and(|d| {
+                matches!(d, plan::Decision::Stale { reasons } if reasons.contains(&plan::Reason::Forced))
+            });
+            if !forced && plan_was_only_upstream(plan, id) {
+                let reasons = plan::reasons(graph, id, &manifest, state.nodes.get(&inst.id), digester)
+                    .map_err(|source| RunError::Digest {
+                        id: inst.id.clone(),
+                        source,
+                    })?;
+                if reasons.is_empty() {
+                    sched.finish(id, Outcome::UpToDate);
+                    done += 1;
+                    summary.up_to_date.push(inst.id.clone());
+                    reporter.event(RunEvent::UpToDate { id: inst.id.clone() });
+                    progress(reporter, done, &sched, summary.failed.len());
+                    continue;
+                }
+            }
+            for out in &inst.outputs {
+                let parent = project.root.join(out);
+                if let Some(dir) = parent.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+            }
+            let mut env = vec![
+                ("FLOW_NODE".to_string(), inst.id.clone()),
+                ("FLOW_KEY".to_string(), manifest.key()),
+                ("FLOW_ATTEMPT".to_string(), "1".to_string()),
+                (
+                    "FLOW_PROJECT".to_string(),
+                    project.root.to_string_lossy().into_owned(),
+                ),
+            ];
+            if inst.gpus > 0 {
+                let slots: Vec<String> = sched.gpus_of(id).iter().map(u32::to_string).collect();
+                env.push(("CUDA_VISIBLE_DEVICES".to_string(), slots.join(",")));
+            }
+            let job = Job {
+                id: inst.id.clone(),
+                command: inst.command.clone().unwrap_or_else(|| "true".into()),
+                cwd: project.root.clone(),
+                log: project.log_path(&inst.id),
+                env,
+            };
+            manifests.insert(id, manifest);
+            reporter.event(RunEvent::Started { id: inst.id.clone() });
+            progress(reporter, done, &sched, summary.failed.len());
+            let fut = executor.start(job);
+            let started_at = SystemTime::now();
+            jobs.spawn(async move {
+                let t = Instant::now();
+                let r = fut.await;
+                (id, r, t.elapsed(), started_at)
+            });
+        }
+        if sched.is_done() || jobs.is_empty() {
+            break;
+        }
+        let next = tokio::select! {
+            r = jobs.join_next() => r,
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                sched.stop();
+                reporter.event(RunEvent::Interrupted);
+                executor.terminate_all(false);
+                continue;
+            }
+        };
+        let Some(Ok((id, result, duration, started_at))) = next else {
+            continue;
+        };
+        let inst = &graph.nodes[id];
+        let manifest = manifests.remove(&id).expect("started jobs have manifests");
+        let key = manifest.key();
+        let mut record = NodeRecord {
+            id: inst.id.clone(),
+            key,
+            status: RunStatus::Failed,
+            exit_code: result.exit_code,
+            error: result.error.clone(),
+            started_at: started_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            duration_ms: duration.as_millis() as u64,
+            manifest,
+            outputs: BTreeMap::new(),
+        };
+        let mut why = None;
+        if result.success() {
+            let mut missing = Vec::new();
+            for out in &inst.outputs {
+                match digester.path(out) {
+                    Ok(Some(d)) => {
+                        record.outputs.insert(out.clone(), d);
+                    }
+                    Ok(None) => missing.push(out.clone()),
+                    Err(e) => missing.push(format!("{out} ({e})")),
+                }
+            }
+            if missing.is_empty() {
+                record.status = RunStatus::Ok;
+            } else {
+                let msg = format!("declared outputs missing: {}", missing.join(", "));
+                record.error = Some(msg.clone());
+                why = Some(msg);
+            }
+        } else {
+            why = Some(match (&result.error, result.exit_code, result.signal) {
+                (Some(e), _, _) => e.clone(),
+                (None, Some(c), _) => format!("exit code {c}"),
+                (None, None, Some(s)) if interrupted => format!("interrupted (signal {s})"),
+                (None, None, Some(s)) => format!("killed by signal {s}"),
+                _ => "failed".into(),
+            });
+            if interrupted && record.error.is_none() {
+                record.error = Some("interrupted".into());
+            }
+        }
+        let mut entries: Vec<Entry> = digester.take_new().into_iter().map(Entry::File).collect();
+        entries.push(Entry::Node(record.clone()));
+        journal.append(&entries)?;
+        let ok = record.status == RunStatus::Ok;
+        state.nodes.insert(record.id.clone(), record);
+        done += 1;
+        if ok {
+            sched.finish(id, Outcome::Succeeded);
+            summary.ran.push(inst.id.clone());
+            reporter.event(RunEvent::Succeeded {
+                id: inst.id.clone(),
+                duration,
+            });
+        } else {
+            summary.ran.push(inst.id.clone());
+            summary.failed.push(inst.id.clone());
+            reporter.event(RunEvent::Failed {
+                id: inst.id.clone(),
+                why: why.unwrap_or_default(),
+                log: project.log_path(&inst.id),
+            });
+            for s in sched.finish(id, Outcome::Failed) {
+                done += 1;
+                summary.skipped.push(graph.nodes[s].id.clone());
+                reporter.event(RunEvent::Skipped {
+                    id: graph.nodes[s].id.clone(),
+                    because: format!("upstream `{}` failed", inst.id),
+                });
+            }
+        }
+        progress(reporter, done, &sched, summary.failed.len());
+    }
+    for s in sched.skip_unstarted() {
+        summary.skipped.push(graph.nodes[s].id.clone());
+        reporter.event(RunEvent::Skipped {
+            id: graph.nodes[s].id.clone(),
+            because: if interrupted {
+                "interrupted".into()
+            } else {
+                "the run stopped after a failure (use --keep-going to continue)".into()
+            },
+        });
+    }
+    let rest: Vec<Entry> = digester.take_new().into_iter().map(Entry::File).collect();
+    journal.append(&rest)?;
+    journal.sync()?;
+    summary.interrupted = interrupted;
+    Ok(summary)
+}
+
+/// True when the plan marked `id` stale only because an upstream would run first.
+fn plan_was_only_upstream(plan: &Plan, id: NodeId) -> bool {
+    match &plan.decisions[id] {
+        Some(plan::Decision::Stale { reasons }) => reasons
+            .iter()
+            .all(|r| matches!(r, plan::Reason::UpstreamStale { .. })),
+        _ => false,
+    }
+}

@@ -1,0 +1,232 @@
+//! Commands, argument parsing and the error edge of the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use flow_engine::disk::RealDisk;
+use flow_engine::graph::{Graph, NodeId};
+use flow_engine::project::Project;
+use flow_engine::workflow::WorkflowSpec;
+use flow_engine::yaml::Source;
+
+mod exit_codes;
+mod explain;
+mod graph;
+mod logs;
+mod reporter;
+mod run;
+
+/// A content-hashed workflow engine for deep-learning experiments.
+#[derive(Debug, Parser)]
+#[command(name = "flow", version, about, long_about = None)]
+pub struct Cli {
+    /// Project root (default: nearest ancestor with `workflows/` or `.cache/`).
+    #[arg(long, global = true, env = "FLOW_PROJECT", value_name = "DIR")]
+    project: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the DAG and run the stale nodes (`-n`: print the plan and run nothing).
+    Run(run::RunArgs),
+    /// Why a node is stale: the key-level diff against its last recorded run.
+    Explain {
+        /// Workflow file.
+        workflow: PathBuf,
+        /// Instance id (`train[lr=1e-4]`) or node name (all its instances).
+        node: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the DAG with each node's state.
+    Graph {
+        /// Workflow file.
+        workflow: PathBuf,
+        #[arg(long, value_enum, default_value_t = graph::Format::Text)]
+        format: graph::Format,
+    },
+    /// Print a node's stdout/stderr.
+    Logs {
+        /// Instance id or node name.
+        node: String,
+        /// Workflow file (default: the only file in `workflows/` that has the node).
+        #[arg(long)]
+        workflow: Option<PathBuf>,
+        /// Keep printing as the log grows.
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+/// Executors selectable on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+/// A failed command: what to show and which exit code to end with.
+pub struct Failure {
+    report: miette::Report,
+    code: u8,
+}
+
+impl Failure {
+    fn invalid(report: impl Into<miette::Report>) -> Self {
+        Failure {
+            report: report.into(),
+            code: exit_codes::INVALID_INPUT,
+        }
+    }
+
+    fn internal(report: impl Into<miette::Report>) -> Self {
+        Failure {
+            report: report.into(),
+            code: exit_codes::INTERNAL,
+        }
+    }
+
+    fn msg(code: u8, msg: String) -> Self {
+        Failure {
+            report: miette::miette!("{msg}"),
+            code,
+        }
+    }
+}
+
+type CmdResult = Result<u8, Failure>;
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Run(args) => run::run(cli.project.as_deref(), args),
+        Command::Explain {
+            workflow,
+            node,
+            json,
+        } => explain::explain(cli.project.as_deref(), &workflow, &node, json),
+        Command::Graph { workflow, format } => {
+            graph::graph(cli.project.as_deref(), &workflow, format)
+        }
+        Command::Logs {
+            node,
+            workflow,
+            follow,
+        } => logs::logs(cli.project.as_deref(), workflow.as_deref(), &node, follow),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("{:?}", f.report);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn init_miette() {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .terminal_links(false)
+                .unicode(tty)
+                .color(tty && std::env::var_os("NO_COLOR").is_none())
+                .width(100)
+                .build(),
+        )
+    }));
+}
+
+/// The project the command works in.
+fn open_project(explicit: Option<&Path>, workflow: Option<&Path>) -> Result<Project, Failure> {
+    let root = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+            match Project::discover(&cwd) {
+                Ok(r) => r,
+                // A workflow given by path locates its project too.
+                Err(e) => match workflow.and_then(|w| w.parent()).and_then(|d| Project::discover(d).ok()) {
+                    Some(r) => r,
+                    None => return Err(Failure::invalid(e)),
+                },
+            }
+        }
+    };
+    Project::open(root).map_err(Failure::invalid)
+}
+
+/// Reads, checks and expands a workflow.
+fn load_graph(project: &Project, workflow: &Path) -> Result<Graph, Failure> {
+    let path = resolve_workflow(project, workflow)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::msg(
+            exit_codes::INVALID_INPUT,
+            format!("cannot read workflow {}: {e}", path.display()),
+        )
+    })?;
+    let name = path
+        .strip_prefix(&project.root)
+        .unwrap_or(&path)
+        .to_string_lossy()
+        .into_owned();
+    let source = Source::new(name, Arc::<str>::from(text));
+    let tasks = flow_tasks::builtin();
+    let spec = WorkflowSpec::parse(source, &tasks).map_err(Failure::invalid)?;
+    Graph::build(spec, &RealDisk::new(&project.root)).map_err(Failure::invalid)
+}
+
+/// A workflow path as given, or a name under `workflows/`.
+fn resolve_workflow(project: &Project, workflow: &Path) -> Result<PathBuf, Failure> {
+    let candidates = [
+        workflow.to_path_buf(),
+        project.root.join(workflow),
+        project.root.join("workflows").join(workflow),
+        project
+            .root
+            .join("workflows")
+            .join(workflow)
+            .with_extension("yaml"),
+    ];
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(std::path::absolute(c).unwrap_or_else(|_| c.clone()));
+        }
+    }
+    Err(Failure::msg(
+        exit_codes::INVALID_INPUT,
+        format!(
+            "workflow `{}` not found (looked in the current directory and in {}/workflows/)",
+            workflow.display(),
+            project.root.display()
+        ),
+    ))
+}
+
+/// Resolves node selectors to instances.
+fn select(graph: &Graph, selectors: &[String]) -> Result<Vec<NodeId>, Failure> {
+    let mut out = Vec::new();
+    for s in selectors {
+        let ids = graph
+            .select(s)
+            .map_err(|m| Failure::msg(exit_codes::INVALID_INPUT, m))?;
+        out.extend(ids);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}

@@ -1,0 +1,286 @@
+//! `flow run`: plan, print or execute.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use clap::Args;
+use flow_engine::digest::Digester;
+use flow_engine::disk::RealDisk;
+use flow_engine::executor::LocalExecutor;
+use flow_engine::graph::Graph;
+use flow_engine::plan::{self, Decision, Plan};
+use flow_engine::run::{RunOptions, execute};
+use flow_engine::scheduler::Limits;
+use flow_engine::state::State;
+
+use super::reporter::ConsoleReporter;
+use super::{CmdResult, ExecutorArg, Failure, exit_codes, load_graph, open_project, select};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workflow file (a path, or a name under `workflows/`).
+    workflow: std::path::PathBuf,
+    /// Print the plan with reasons; run nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    dry_run: bool,
+    /// Jobs to run at once (default: configs/flow.yaml `jobs`, else the number of CPUs).
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+    /// GPU slots shared by nodes that declare `resources: {gpus: N}`.
+    #[arg(long, value_name = "N")]
+    gpus: Option<u32>,
+    /// Executor (default: the workflow's, else configs/flow.yaml's, else local).
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorArg>,
+    /// Only these nodes (ids or names) and what they need.
+    #[arg(long = "target", value_name = "NODE")]
+    targets: Vec<String>,
+    /// Run these nodes (ids or names) even if fresh.
+    #[arg(long = "force", value_name = "NODE")]
+    force: Vec<String>,
+    /// After a failure keep running everything that does not depend on it.
+    #[arg(short, long)]
+    keep_going: bool,
+    /// Print the plan (with -n) or the run's summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
+    let project = open_project(project, Some(&args.workflow))?;
+    let graph = load_graph(&project, &args.workflow)?;
+    let executor = args
+        .executor
+        .map(|e| match e {
+            ExecutorArg::Local => "local",
+            ExecutorArg::Slurm => "slurm",
+        })
+        .or(graph.spec.executor.as_ref().map(|(e, _)| e.as_str()))
+        .or(project.settings.executor.as_deref())
+        .unwrap_or("local");
+    if executor != "local" {
+        return Err(Failure::msg(
+            exit_codes::INVALID_INPUT,
+            format!("the `{executor}` executor is not available in this build yet; use --executor local"),
+        ));
+    }
+    let targets = select(&graph, &args.targets)?;
+    let forced_ids = select(&graph, &args.force)?;
+    let selected = if targets.is_empty() {
+        vec![true; graph.nodes.len()]
+    } else {
+        let mut with_forced = targets.clone();
+        with_forced.extend(&forced_ids);
+        graph.with_ancestors(&with_forced)
+    };
+    let mut forced = vec![false; graph.nodes.len()];
+    for id in forced_ids {
+        forced[id] = true;
+    }
+
+    let cache = project.cache_dir();
+    let disk = RealDisk::new(&project.root);
+    if args.dry_run {
+        let state = State::peek(&cache).map_err(Failure::internal)?;
+        let digester = Digester::new(&disk, &state.files);
+        let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
+            .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+        print_plan(&graph, &plan, args.json);
+        return Ok(exit_codes::OK);
+    }
+
+    std::fs::create_dir_all(&cache)
+        .map_err(|e| Failure::internal(miette::miette!("cannot create {}: {e}", cache.display())))?;
+    let _lock = lock_run(&cache)?;
+    let mut state = State::load(&cache).map_err(Failure::internal)?;
+    if state.dropped > 0 {
+        eprintln!(
+            "warning: dropped {} torn or corrupt journal line(s) from {}; the nodes they recorded will re-run",
+            state.dropped,
+            cache.join("journal").display()
+        );
+    }
+    let files = std::mem::take(&mut state.files);
+    let digester = Digester::new(&disk, &files);
+    let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
+        .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+
+    let jobs = args
+        .jobs
+        .or(project.settings.jobs.map(|j| j as usize))
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let gpus = args
+        .gpus
+        .or(project.settings.gpus)
+        .unwrap_or_else(detect_gpus);
+    for id in plan.stale() {
+        let inst = &graph.nodes[id];
+        if inst.gpus > gpus {
+            return Err(Failure::msg(
+                exit_codes::INVALID_INPUT,
+                format!(
+                    "`{}` needs {} GPU(s) but {gpus} are available; pass --gpus N or set `gpus:` in configs/flow.yaml",
+                    inst.id, inst.gpus
+                ),
+            ));
+        }
+    }
+    let stale = plan.stale().count();
+    if stale == 0 {
+        if args.json {
+            println!("{}", serde_json::json!({"ran": [], "up_to_date": [], "failed": [], "skipped": [], "interrupted": false}));
+        } else {
+            println!("nothing to do: all {} selected nodes are fresh", count_selected(&plan));
+        }
+        return Ok(exit_codes::OK);
+    }
+    if !args.json {
+        println!(
+            "running {stale} of {} nodes ({} fresh)",
+            count_selected(&plan),
+            count_selected(&plan) - stale
+        );
+    }
+    let options = RunOptions {
+        limits: Limits { jobs, gpus },
+        keep_going: args.keep_going,
+    };
+    let mut reporter = ConsoleReporter::new(args.json);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+    let executor = LocalExecutor::new();
+    let summary = rt
+        .block_on(execute(
+            &project, &graph, &plan, &mut state, &digester, &executor, &options, &mut reporter,
+        ))
+        .map_err(Failure::internal)?;
+    reporter.finish();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ran": summary.ran,
+                "up_to_date": summary.up_to_date,
+                "failed": summary.failed,
+                "skipped": summary.skipped,
+                "interrupted": summary.interrupted,
+            })
+        );
+    } else {
+        let succeeded = summary.ran.len() - summary.failed.len();
+        let mut line = format!("done: {succeeded} succeeded");
+        if !summary.up_to_date.is_empty() {
+            line.push_str(&format!(
+                ", {} up to date after upstream re-ran with identical outputs",
+                summary.up_to_date.len()
+            ));
+        }
+        if !summary.failed.is_empty() {
+            line.push_str(&format!(", {} failed", summary.failed.len()));
+        }
+        if !summary.skipped.is_empty() {
+            line.push_str(&format!(", {} skipped", summary.skipped.len()));
+        }
+        println!("{line}");
+    }
+    Ok(if summary.interrupted {
+        exit_codes::INTERRUPTED
+    } else if summary.failed.is_empty() && summary.skipped.is_empty() {
+        exit_codes::OK
+    } else {
+        exit_codes::NODE_FAILED
+    })
+}
+
+fn count_selected(plan: &Plan) -> usize {
+    plan.decisions.iter().filter(|d| d.is_some()).count()
+}
+
+/// One `flow run` at a time per project, until per-node claims exist.
+fn lock_run(cache: &Path) -> Result<std::fs::File, Failure> {
+    let path = cache.join("run.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Failure::internal(miette::miette!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::msg(
+            exit_codes::INVALID_INPUT,
+            format!(
+                "another `flow run` is running in this project (lock {}); wait for it to finish",
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(Failure::internal(miette::miette!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// GPUs visible to this process: CUDA_VISIBLE_DEVICES, else /dev/nvidiaN devices.
+fn detect_gpus() -> u32 {
+    if let Ok(v) = std::env::var("CUDA_VISIBLE_DEVICES") {
+        return v.split(',').filter(|s| !s.trim().is_empty()).count() as u32;
+    }
+    std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.strip_prefix("nvidia")
+                        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .count() as u32
+        })
+        .unwrap_or(0)
+}
+
+fn print_plan(graph: &Graph, plan: &Plan, json: bool) {
+    if json {
+        let nodes: Vec<serde_json::Value> = plan
+            .decisions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                d.as_ref().map(|d| {
+                    let mut v = serde_json::to_value(d).unwrap_or_default();
+                    v["id"] = graph.nodes[i].id.clone().into();
+                    v
+                })
+            })
+            .collect();
+        let stale = plan.stale().count();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "stale": stale,
+                "fresh": count_selected(plan) - stale,
+                "nodes": nodes,
+            }))
+            .unwrap_or_default()
+        );
+        return;
+    }
+    let stale = plan.stale().count();
+    let total = count_selected(plan);
+    if stale == 0 {
+        println!("nothing to do: all {total} selected nodes are fresh");
+        return;
+    }
+    println!("{stale} of {total} nodes would run ({} fresh):", total - stale);
+    for (i, d) in plan.decisions.iter().enumerate() {
+        if let Some(Decision::Stale { reasons }) = d {
+            println!("  {}", graph.nodes[i].id);
+            for r in reasons {
+                println!("      {r}");
+            }
+        }
+    }
+}
