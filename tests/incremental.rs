@@ -54,7 +54,10 @@ fn all_ids() -> Vec<String> {
 fn first_run_runs_everything_and_second_run_nothing() {
     let p = sweep();
     assert_eq!(p.ran(&[]), all_ids());
-    assert!(p.read("work/train/lr=5.0e-5,lr_scheduler=cosine/model.txt").contains("lr=5e-5 sched=cosine"));
+    assert!(
+        p.read("work/train/lr=5.0e-5,lr_scheduler=cosine/model.txt")
+            .contains("lr=5e-5 sched=cosine")
+    );
     assert_eq!(p.read("work/report.txt").lines().count(), 4);
     assert_eq!(p.ran(&[]), Vec::<String>::new());
 }
@@ -167,7 +170,10 @@ fn a_hand_edited_output_is_detected_and_its_node_reruns() {
     p.ran(&[]);
     p.write("work/report.txt", "edited by hand\n");
     let plan = stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
-    assert!(plan.contains("output modified since it was recorded: work/report.txt"), "{plan}");
+    assert!(
+        plan.contains("output modified since it was recorded: work/report.txt"),
+        "{plan}"
+    );
     assert_eq!(p.ran(&[]), vec!["report"]);
     assert_ne!(p.read("work/report.txt"), "edited by hand\n");
 }
@@ -194,7 +200,10 @@ fn an_identical_rerun_output_does_not_rerun_dependents() {
     up.sort();
     let mut expected = all_ids();
     expected.retain(|id| id != "prepare");
-    assert_eq!(up, expected, "every dependent was checked again and found fresh");
+    assert_eq!(
+        up, expected,
+        "every dependent was checked again and found fresh"
+    );
 }
 
 #[test]
@@ -211,5 +220,9 @@ fn unknown_target_suggests_a_name() {
     let p = sweep();
     let out = p.flow(&["run", "workflows/w.yaml", "--target", "trian"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(common::stderr(&out).contains("did you mean `train`"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("did you mean `train`"),
+        "{}",
+        common::stderr(&out)
+    );
 }

@@ -81,7 +81,10 @@ pub fn location(source: &Source, span: Span) -> String {
 }
 
 /// The closest candidate to a misspelt name, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -91,7 +94,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 }
 
 /// A help line listing the valid choices and, when one is close, the likely intended one.
-pub fn choices_help<'a>(name: &str, candidates: &[&'a str]) -> String {
+pub fn choices_help(name: &str, candidates: &[&str]) -> String {
     let list = candidates
         .iter()
         .map(|c| format!("`{c}`"))
@@ -110,7 +113,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names() {
-        assert_eq!(did_you_mean("ouputs", ["inputs", "outputs", "run"]), Some("outputs"));
+        assert_eq!(
+            did_you_mean("ouputs", ["inputs", "outputs", "run"]),
+            Some("outputs")
+        );
         assert_eq!(did_you_mean("zzz", ["inputs", "outputs", "run"]), None);
     }
 

@@ -35,15 +35,15 @@ impl<'a> Digester<'a> {
         let Some(meta) = self.disk.stat(path)? else {
             return Ok(None);
         };
-        if let Some((r, _)) = self.fresh.lock().unwrap().get(path) {
-            if r.meta == meta {
-                return Ok(Some(r.digest.clone()));
-            }
+        if let Some((r, _)) = self.fresh.lock().unwrap().get(path)
+            && r.meta == meta
+        {
+            return Ok(Some(r.digest.clone()));
         }
-        if let Some(r) = self.cache.get(path) {
-            if r.meta == meta {
-                return Ok(Some(r.digest.clone()));
-            }
+        if let Some(r) = self.cache.get(path)
+            && r.meta == meta
+        {
+            return Ok(Some(r.digest.clone()));
         }
         let digest = self.disk.hash_file(path)?;
         // A file that changed while it was hashed must not be cached as unchanged.

@@ -59,8 +59,8 @@ pub fn meta_of(path: &Path) -> io::Result<Option<FileMeta>> {
     match std::fs::metadata(path) {
         Ok(m) => Ok(Some(FileMeta {
             size: m.len(),
-            mtime_ns: m.mtime() as i64 * 1_000_000_000 + m.mtime_nsec() as i64,
-            ctime_ns: m.ctime() as i64 * 1_000_000_000 + m.ctime_nsec() as i64,
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
             inode: m.ino(),
             is_dir: m.is_dir(),
         })),
@@ -93,7 +93,10 @@ impl Disk for RealDisk {
 
     fn walk(&self, dir: &str) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(self.abs(dir)).follow_links(true).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(self.abs(dir))
+            .follow_links(true)
+            .sort_by_file_name()
+        {
             let entry = entry.map_err(io::Error::other)?;
             if entry.file_type().is_file() {
                 out.push(self.rel(entry.path()));
@@ -111,14 +114,21 @@ impl Disk for RealDisk {
         // Walk only below the pattern's literal prefix.
         let base: PathBuf = Path::new(pattern)
             .components()
-            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+            .take_while(|c| {
+                !c.as_os_str()
+                    .to_string_lossy()
+                    .contains(['*', '?', '[', '{'])
+            })
             .collect();
         let start = self.abs(&base.to_string_lossy());
         if !start.exists() {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(&start).follow_links(true).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(&start)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
             let entry = entry.map_err(io::Error::other)?;
             if entry.file_type().is_file() {
                 let rel = self.rel(entry.path());
@@ -155,7 +165,10 @@ pub mod fake {
             let mut clock = self.clock.lock().unwrap();
             *clock += 1;
             let mut files = self.files.lock().unwrap();
-            let inode = files.get(path).map(|f| f.1.inode).unwrap_or(files.len() as u64 + 1);
+            let inode = files
+                .get(path)
+                .map(|f| f.1.inode)
+                .unwrap_or(files.len() as u64 + 1);
             files.insert(
                 path.to_string(),
                 (
@@ -183,13 +196,16 @@ pub mod fake {
                 return Ok(Some(f.1));
             }
             let prefix = format!("{path}/");
-            Ok(files.keys().any(|k| k.starts_with(&prefix)).then_some(FileMeta {
-                size: 0,
-                mtime_ns: 0,
-                ctime_ns: 0,
-                inode: 0,
-                is_dir: true,
-            }))
+            Ok(files
+                .keys()
+                .any(|k| k.starts_with(&prefix))
+                .then_some(FileMeta {
+                    size: 0,
+                    mtime_ns: 0,
+                    ctime_ns: 0,
+                    inode: 0,
+                    is_dir: true,
+                }))
         }
 
         fn hash_file(&self, path: &str) -> io::Result<Digest> {

@@ -61,10 +61,10 @@ impl Executor for LocalExecutor {
                 signal: None,
                 error: Some(e),
             };
-            if let Some(dir) = job.log.parent() {
-                if let Err(e) = std::fs::create_dir_all(dir) {
-                    return failed(format!("cannot create {}: {e}", dir.display()));
-                }
+            if let Some(dir) = job.log.parent()
+                && let Err(e) = std::fs::create_dir_all(dir)
+            {
+                return failed(format!("cannot create {}: {e}", dir.display()));
             }
             let log = match std::fs::File::create(&job.log) {
                 Ok(f) => f,

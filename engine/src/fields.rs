@@ -69,14 +69,16 @@ impl<'a> Fields<'a> {
         match self.get(name) {
             None => Ok(Vec::new()),
             Some(v) if v.is_null() => Ok(Vec::new()),
-            Some(v @ Yaml {
-                kind: YamlKind::Scalar(_),
-                ..
-            }) => Ok(vec![(expect_string(self.source, v, name)?, v.span)]),
+            Some(
+                v @ Yaml {
+                    kind: YamlKind::Scalar(_),
+                    ..
+                },
+            ) => Ok(vec![(expect_string(self.source, v, name)?, v.span)]),
             Some(v) => {
-                let items = v.as_seq().ok_or_else(|| {
-                    type_error(self.source, v, name, "a list of strings")
-                })?;
+                let items = v
+                    .as_seq()
+                    .ok_or_else(|| type_error(self.source, v, name, "a list of strings"))?;
                 items
                     .iter()
                     .map(|i| expect_string(self.source, i, name).map(|s| (s, i.span)))
@@ -127,6 +129,11 @@ pub fn expect_u32(source: &Source, node: &Yaml, what: &str) -> Result<u32, SpecE
             .text
             .parse::<u32>()
             .map_err(|_| type_error(source, node, what, "a non-negative whole number")),
-        _ => Err(type_error(source, node, what, "a non-negative whole number")),
+        _ => Err(type_error(
+            source,
+            node,
+            what,
+            "a non-negative whole number",
+        )),
     }
 }

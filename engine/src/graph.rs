@@ -69,12 +69,14 @@ type Assignment = Vec<(usize, usize)>;
 impl Graph {
     /// Expands and validates a workflow. `disk` answers whether declared inputs exist.
     pub fn build(spec: WorkflowSpec, disk: &dyn Disk) -> Result<Graph, SpecError> {
-        Builder::new(&spec).build(disk).map(|(nodes, ids, by_name)| Graph {
-            spec,
-            nodes,
-            ids,
-            by_name,
-        })
+        Builder::new(&spec)
+            .build(disk)
+            .map(|(nodes, ids, by_name)| Graph {
+                spec,
+                nodes,
+                ids,
+                by_name,
+            })
     }
 
     pub fn get(&self, id: &str) -> Option<NodeId> {
@@ -167,12 +169,16 @@ impl<'a> Builder<'a> {
         for (i, n) in self.nodes.iter().enumerate() {
             if let Some(&first) = ids.get(&n.id) {
                 let spec = &self.spec.nodes[n.spec];
-                return Err(self.err(
-                    spec.name_span,
-                    format!("duplicate instance id `{}`", n.id),
-                    "two matrix combinations give the same id; make the values distinct",
-                )
-                .with_label(self.spec.nodes[self.nodes[first].spec].name_span, "first here"));
+                return Err(self
+                    .err(
+                        spec.name_span,
+                        format!("duplicate instance id `{}`", n.id),
+                        "two matrix combinations give the same id; make the values distinct",
+                    )
+                    .with_label(
+                        self.spec.nodes[self.nodes[first].spec].name_span,
+                        "first here",
+                    ));
             }
             ids.insert(n.id.clone(), i);
         }
@@ -200,7 +206,10 @@ impl<'a> Builder<'a> {
         let mut down: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, node) in self.spec.nodes.iter().enumerate() {
             for r in node.needs.iter().chain(&node.gather) {
-                let u = self.spec.node_index(&r.name).expect("references were checked");
+                let u = self
+                    .spec
+                    .node_index(&r.name)
+                    .expect("references were checked");
                 indeg[i] += 1;
                 down[u].push(i);
             }
@@ -307,7 +316,11 @@ impl<'a> Builder<'a> {
             combos.push(c);
         }
         if combos.is_empty() {
-            let span = node.matrix.first().map(|a| a.key_span).unwrap_or(node.name_span);
+            let span = node
+                .matrix
+                .first()
+                .map(|a| a.key_span)
+                .unwrap_or(node.name_span);
             return Err(self.err(
                 span,
                 "the matrix has no combinations left",
@@ -416,7 +429,10 @@ impl<'a> Builder<'a> {
                 .iter()
                 .any(|&b| b != a && self.axes[b].key == self.axes[a].key);
             let name = if clash_full {
-                format!("{}.{}", self.spec.nodes[self.axes[a].origin].name, self.axes[a].key)
+                format!(
+                    "{}.{}",
+                    self.spec.nodes[self.axes[a].origin].name, self.axes[a].key
+                )
             } else if clash_short {
                 self.axes[a].key.clone()
             } else {
@@ -449,7 +465,9 @@ impl<'a> Builder<'a> {
         for &(a, v) in assign {
             let axis = &self.axes[a];
             if axis.origin == idx {
-                params.retain(|k, _| !(k.starts_with(&axis.key) && k[axis.key.len()..].starts_with('.')));
+                params.retain(|k, _| {
+                    !(k.starts_with(&axis.key) && k[axis.key.len()..].starts_with('.'))
+                });
                 params.insert(axis.key.clone(), axis.values[v].clone());
             }
         }
@@ -468,13 +486,23 @@ impl<'a> Builder<'a> {
         let src = &self.spec.source;
         let mut outputs = Vec::new();
         for t in &node.template.outputs {
-            let path = render(src, t, &InstanceScope::new(self, &inst, Target::Path), Target::Path)?;
+            let path = render(
+                src,
+                t,
+                &InstanceScope::new(self, &inst, Target::Path),
+                Target::Path,
+            )?;
             outputs.push(self.project_path(t, &path, "output")?);
         }
         inst.outputs = outputs;
         let mut inputs = Vec::new();
         for t in &node.template.inputs {
-            let path = render(src, t, &InstanceScope::new(self, &inst, Target::Path), Target::Path)?;
+            let path = render(
+                src,
+                t,
+                &InstanceScope::new(self, &inst, Target::Path),
+                Target::Path,
+            )?;
             let path = self.project_path(t, &path, "input")?;
             inputs.push(Input {
                 glob: is_glob(&path),
@@ -503,21 +531,21 @@ impl<'a> Builder<'a> {
             return Err(self.err(
                 t.span,
                 format!("{what} path `{path}` is absolute"),
-                format!("{what}s are paths relative to the project root; write `{path}` relative to it"),
+                format!(
+                    "{what}s are paths relative to the project root; write `{path}` relative to it"
+                ),
             ));
         }
         for c in p.components() {
             match c {
                 Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
                 Component::CurDir => {}
-                Component::ParentDir => {
-                    if parts.pop().is_none() {
-                        return Err(self.err(
+                Component::ParentDir if parts.pop().is_none() => {
+                    return Err(self.err(
                             t.span,
                             format!("{what} path `{path}` is outside the project"),
                             format!("{what}s must stay inside the project directory; remove the leading `..`"),
                         ));
-                    }
                 }
                 _ => {}
             }
@@ -526,7 +554,7 @@ impl<'a> Builder<'a> {
             return Err(self.err(
                 t.span,
                 format!("{what} path `{path}` names the project root itself"),
-                format!("name a file or directory inside the project"),
+                "name a file or directory inside the project".to_string(),
             ));
         }
         if what == "output" && parts[0] == ".cache" {
@@ -621,7 +649,12 @@ fn sorted(mut a: Assignment) -> Assignment {
 
 fn project(a: &Assignment, axes: &[usize]) -> Vec<usize> {
     axes.iter()
-        .map(|ax| a.iter().find(|(x, _)| x == ax).map(|&(_, v)| v).unwrap_or(usize::MAX))
+        .map(|ax| {
+            a.iter()
+                .find(|(x, _)| x == ax)
+                .map(|&(_, v)| v)
+                .unwrap_or(usize::MAX)
+        })
         .collect()
 }
 
@@ -643,7 +676,11 @@ impl<'a> InstanceScope<'a> {
 
     fn outputs_of_ref(&self, kind: &str, name: &str) -> Option<Result<Resolved, String>> {
         let node = &self.builder.spec.nodes[self.inst.spec];
-        let list = if kind == "needs" { &node.needs } else { &node.gather };
+        let list = if kind == "needs" {
+            &node.needs
+        } else {
+            &node.gather
+        };
         if !list.iter().any(|r| r.name == name) {
             return Some(Err(format!(
                 "`{name}` is not listed under `{kind}:` of this node"
@@ -692,7 +729,9 @@ impl Scope for InstanceScope<'_> {
                     .get(i)
                     .cloned()
                     .map(Resolved::One)
-                    .ok_or_else(|| format!("this node declares {} outputs", self.inst.outputs.len())),
+                    .ok_or_else(|| {
+                        format!("this node declares {} outputs", self.inst.outputs.len())
+                    }),
             );
         }
         if let Some(node) = name.strip_prefix("needs.") {

@@ -33,7 +33,9 @@ pub enum JournalError {
     #[error("cannot write the state journal {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
     #[diagnostic(help("upgrade flow; this project's state was written by a newer version"))]
-    #[error("{path} was written by a newer flow (journal format {found}, this flow reads {JOURNAL_VERSION})")]
+    #[error(
+        "{path} was written by a newer flow (journal format {found}, this flow reads {JOURNAL_VERSION})"
+    )]
     TooNew { path: PathBuf, found: u32 },
     #[error("{path} is not a flow journal (first line `{line}`)")]
     NotAJournal { path: PathBuf, line: String },
@@ -189,8 +191,7 @@ impl Journal {
         }
         tmp.write_all(&buf).map_err(write_err)?;
         tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(&self.path)
-            .map_err(|e| write_err(e.error))?;
+        tmp.persist(&self.path).map_err(|e| write_err(e.error))?;
         Ok(())
     }
 
@@ -295,6 +296,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path());
         std::fs::write(j.path(), "flow-journal 99\n").unwrap();
-        assert!(matches!(j.load(), Err(JournalError::TooNew { found: 99, .. })));
+        assert!(matches!(
+            j.load(),
+            Err(JournalError::TooNew { found: 99, .. })
+        ));
     }
 }

@@ -66,7 +66,11 @@ impl Manifest {
             format: KEY_FORMAT,
             task: &self.task,
             task_version: self.task_version,
-            params: self.params.iter().map(|(k, p)| (k.as_str(), &p.v)).collect(),
+            params: self
+                .params
+                .iter()
+                .map(|(k, p)| (k.as_str(), &p.v))
+                .collect(),
             command: &self.command,
             outputs: &self.outputs,
             inputs: &self.inputs,

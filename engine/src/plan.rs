@@ -135,7 +135,9 @@ impl std::fmt::Display for Reason {
                 write!(f, "upstream will run first: {}", list(upstream))
             }
             Reason::OutputMissing { path } => write!(f, "output missing: {path}"),
-            Reason::OutputModified { path } => write!(f, "output modified since it was recorded: {path}"),
+            Reason::OutputModified { path } => {
+                write!(f, "output modified since it was recorded: {path}")
+            }
         }
     }
 }

@@ -111,15 +111,15 @@ fn parse_settings(source: Source) -> Result<Settings, SpecError> {
     let doc = yaml::parse(&source)?;
     let f = Fields::new(&source, &doc, "configs/flow.yaml", SETTINGS_KEYS)?;
     let executor = f.string("executor")?;
-    if let Some((e, span)) = &executor {
-        if !EXECUTORS.contains(&e.as_str()) {
-            return Err(SpecError::at(
-                &source,
-                *span,
-                format!("unknown executor `{e}`"),
-                crate::diagnostic::choices_help(e, EXECUTORS),
-            ));
-        }
+    if let Some((e, span)) = &executor
+        && !EXECUTORS.contains(&e.as_str())
+    {
+        return Err(SpecError::at(
+            &source,
+            *span,
+            format!("unknown executor `{e}`"),
+            crate::diagnostic::choices_help(e, EXECUTORS),
+        ));
     }
     let mut slurm = BTreeMap::new();
     if let Some(s) = f.get("slurm") {

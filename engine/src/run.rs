@@ -117,28 +117,30 @@ pub async fn execute(
 
     loop {
         // Start everything the limits allow.
-        while let Some(id) = sched.next() {
+        while let Some(id) = sched.start_next() {
             let inst = &graph.nodes[id];
-            let manifest = plan::manifest(graph, id, state, digester).map_err(|source| {
-                RunError::Digest {
+            let manifest =
+                plan::manifest(graph, id, state, digester).map_err(|source| RunError::Digest {
                     id: inst.id.clone(),
                     source,
-                }
-            })?;
+                })?;
             let forced = plan.decisions[id].as_ref().is_some_and(|d| {
                 matches!(d, plan::Decision::Stale { reasons } if reasons.contains(&plan::Reason::Forced))
             });
             if !forced && plan_was_only_upstream(plan, id) {
-                let reasons = plan::reasons(graph, id, &manifest, state.nodes.get(&inst.id), digester)
-                    .map_err(|source| RunError::Digest {
-                        id: inst.id.clone(),
-                        source,
-                    })?;
+                let reasons =
+                    plan::reasons(graph, id, &manifest, state.nodes.get(&inst.id), digester)
+                        .map_err(|source| RunError::Digest {
+                            id: inst.id.clone(),
+                            source,
+                        })?;
                 if reasons.is_empty() {
                     sched.finish(id, Outcome::UpToDate);
                     done += 1;
                     summary.up_to_date.push(inst.id.clone());
-                    reporter.event(RunEvent::UpToDate { id: inst.id.clone() });
+                    reporter.event(RunEvent::UpToDate {
+                        id: inst.id.clone(),
+                    });
                     progress(reporter, done, &sched, summary.failed.len());
                     continue;
                 }
@@ -170,7 +172,9 @@ pub async fn execute(
                 env,
             };
             manifests.insert(id, manifest);
-            reporter.event(RunEvent::Started { id: inst.id.clone() });
+            reporter.event(RunEvent::Started {
+                id: inst.id.clone(),
+            });
             progress(reporter, done, &sched, summary.failed.len());
             let fut = executor.start(job);
             let started_at = SystemTime::now();

@@ -126,7 +126,7 @@ impl Scheduler {
 
     /// The next instance to start, if the limits allow one. Ready instances that need more
     /// GPUs than are free wait while others go ahead.
-    pub fn next(&mut self) -> Option<NodeId> {
+    pub fn start_next(&mut self) -> Option<NodeId> {
         if self.stopped || self.running >= self.limits.jobs.max(1) {
             return None;
         }
@@ -237,7 +237,10 @@ mod tests {
         fn keys(&self) -> &'static [&'static str] {
             &["run"]
         }
-        fn parse(&self, f: &crate::fields::Fields<'_>) -> Result<TaskTemplate, crate::diagnostic::SpecError> {
+        fn parse(
+            &self,
+            f: &crate::fields::Fields<'_>,
+        ) -> Result<TaskTemplate, crate::diagnostic::SpecError> {
             Ok(TaskTemplate {
                 run: f.string("run")?.map(|(text, span)| Template { text, span }),
                 ..Default::default()
@@ -257,7 +260,7 @@ mod tests {
     fn drain(s: &mut Scheduler, g: &Graph, fail: &[&str]) -> Vec<String> {
         let mut order = Vec::new();
         while !s.is_done() {
-            let id = s.next().expect("a ready node while not done");
+            let id = s.start_next().expect("a ready node while not done");
             order.push(g.nodes[id].id.clone());
             let outcome = if fail.contains(&g.nodes[id].id.as_str()) {
                 Outcome::Failed
@@ -304,13 +307,13 @@ mod tests {
             "nodes:\n  a: {run: x, resources: {gpus: 2}}\n  b: {run: x, resources: {gpus: 1}}\n  c: {run: x}\n",
         );
         let mut s = Scheduler::new(&g, &[true; 3], Limits { jobs: 3, gpus: 2 }, false);
-        assert_eq!(s.next(), Some(0));
+        assert_eq!(s.start_next(), Some(0));
         assert_eq!(s.gpus_of(0), &[0, 1]);
         // b needs a GPU, none is free: c goes ahead.
-        assert_eq!(s.next(), Some(2));
-        assert_eq!(s.next(), None);
+        assert_eq!(s.start_next(), Some(2));
+        assert_eq!(s.start_next(), None);
         s.finish(0, Outcome::Succeeded);
-        assert_eq!(s.next(), Some(1));
+        assert_eq!(s.start_next(), Some(1));
         assert_eq!(s.gpus_of(1), &[0]);
     }
 }

@@ -192,7 +192,10 @@ mod tests {
             .arg(format!("printf %s {}", &out["echo ".len()..]))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&status.stdout), "x'; rm -rf / #\nls");
+        assert_eq!(
+            String::from_utf8_lossy(&status.stdout),
+            "x'; rm -rf / #\nls"
+        );
     }
 
     #[test]

@@ -59,29 +59,28 @@ impl Value {
             _ => {}
         }
         let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(i) = text.parse::<i64>() {
-                return Value::Int(i);
-            }
+        if !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(i) = text.parse::<i64>()
+        {
+            return Value::Int(i);
         }
-        if let Some(hex) = text.strip_prefix("0x") {
-            if let Ok(i) = i64::from_str_radix(hex, 16) {
-                return Value::Int(i);
-            }
+        if let Some(hex) = text.strip_prefix("0x")
+            && let Ok(i) = i64::from_str_radix(hex, 16)
+        {
+            return Value::Int(i);
         }
-        if let Some(oct) = text.strip_prefix("0o") {
-            if let Ok(i) = i64::from_str_radix(oct, 8) {
-                return Value::Int(i);
-            }
+        if let Some(oct) = text.strip_prefix("0o")
+            && let Ok(i) = i64::from_str_radix(oct, 8)
+        {
+            return Value::Int(i);
         }
         let numeric = digits.bytes().any(|b| b.is_ascii_digit())
             && digits
                 .bytes()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-        if numeric {
-            if let Ok(f) = text.parse::<f64>() {
-                return Value::Float(f);
-            }
+        if numeric && let Ok(f) = text.parse::<f64>() {
+            return Value::Float(f);
         }
         Value::Str(text.to_string())
     }
@@ -169,7 +168,11 @@ fn format_float(f: f64) -> String {
     if f.is_nan() {
         ".nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 { ".inf".into() } else { "-.inf".into() }
+        if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        }
     } else {
         let s = format!("{f:?}");
         s
@@ -244,7 +247,10 @@ mod tests {
         let a = serde_json::to_string(&Value::from_plain("1e-4")).unwrap();
         let b = serde_json::to_string(&Value::from_plain("0.0001")).unwrap();
         assert_eq!(a, b);
-        assert_eq!(serde_json::to_string(&Value::from_plain("2.0")).unwrap(), "2");
+        assert_eq!(
+            serde_json::to_string(&Value::from_plain("2.0")).unwrap(),
+            "2"
+        );
     }
 
     #[test]

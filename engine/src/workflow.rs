@@ -102,7 +102,9 @@ impl WorkflowSpec {
                     src,
                     v.span,
                     format!("unsupported workflow version {version}"),
-                    format!("this flow reads version {WORKFLOW_VERSION}; upgrade flow or write `version: {WORKFLOW_VERSION}`"),
+                    format!(
+                        "this flow reads version {WORKFLOW_VERSION}; upgrade flow or write `version: {WORKFLOW_VERSION}`"
+                    ),
                 ));
             }
         }

@@ -33,7 +33,12 @@ pub fn explain(project: Option<&Path>, workflow: &Path, node: &str, json: bool) 
             },
             Err(_) => (String::new(), Vec::new()),
         };
-        out.push((inst.id.clone(), decision, record.map(|r| r.key.clone()), own));
+        out.push((
+            inst.id.clone(),
+            decision,
+            record.map(|r| r.key.clone()),
+            own,
+        ));
     }
     if json {
         let v: Vec<serde_json::Value> = out

@@ -26,10 +26,7 @@ fn state_of(decision: &Option<Decision>) -> (&'static str, String) {
             let failed = reasons
                 .iter()
                 .any(|r| matches!(r, Reason::PreviousFailed { .. }));
-            let why = reasons
-                .first()
-                .map(|r| r.to_string())
-                .unwrap_or_default();
+            let why = reasons.first().map(|r| r.to_string()).unwrap_or_default();
             if failed {
                 ("failed", format!("failed: {why}"))
             } else {
@@ -75,7 +72,8 @@ fn escape(s: &str) -> String {
 }
 
 fn dot(graph: &Graph, decisions: &[Option<Decision>]) -> String {
-    let mut out = String::from("digraph flow {\n  rankdir=LR;\n  node [shape=box, style=filled];\n");
+    let mut out =
+        String::from("digraph flow {\n  rankdir=LR;\n  node [shape=box, style=filled];\n");
     for (i, n) in graph.nodes.iter().enumerate() {
         let (state, label) = state_of(&decisions[i]);
         let color = match state {

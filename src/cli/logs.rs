@@ -5,7 +5,12 @@ use std::path::{Path, PathBuf};
 
 use super::{CmdResult, Failure, exit_codes, load_graph, open_project, select};
 
-pub fn logs(project: Option<&Path>, workflow: Option<&Path>, node: &str, follow: bool) -> CmdResult {
+pub fn logs(
+    project: Option<&Path>,
+    workflow: Option<&Path>,
+    node: &str,
+    follow: bool,
+) -> CmdResult {
     let project = open_project(project, workflow)?;
     let ids: Vec<String> = match workflow {
         Some(w) => {
@@ -25,7 +30,10 @@ pub fn logs(project: Option<&Path>, workflow: Option<&Path>, node: &str, follow:
     if paths.is_empty() {
         return Err(Failure::msg(
             exit_codes::INVALID_INPUT,
-            format!("no log for `{node}` yet (logs live in {})", project.logs_dir().display()),
+            format!(
+                "no log for `{node}` yet (logs live in {})",
+                project.logs_dir().display()
+            ),
         ));
     }
     let mut stdout = std::io::stdout().lock();

@@ -156,11 +156,15 @@ fn open_project(explicit: Option<&Path>, workflow: Option<&Path>) -> Result<Proj
     let root = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
-            let cwd = std::env::current_dir().map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+            let cwd =
+                std::env::current_dir().map_err(|e| Failure::internal(miette::miette!("{e}")))?;
             match Project::discover(&cwd) {
                 Ok(r) => r,
                 // A workflow given by path locates its project too.
-                Err(e) => match workflow.and_then(|w| w.parent()).and_then(|d| Project::discover(d).ok()) {
+                Err(e) => match workflow
+                    .and_then(|w| w.parent())
+                    .and_then(|d| Project::discover(d).ok())
+                {
                     Some(r) => r,
                     None => return Err(Failure::invalid(e)),
                 },

@@ -53,13 +53,15 @@ impl Reporter for ConsoleReporter {
                 self.line(format!("  ok      {id} ({:.1}s)", duration.as_secs_f64()));
             }
             RunEvent::UpToDate { id } => {
-                self.line(format!("  fresh   {id} (upstream re-ran with identical outputs)"));
+                self.line(format!(
+                    "  fresh   {id} (upstream re-ran with identical outputs)"
+                ));
             }
             RunEvent::Failed { id, why, log } => {
                 let mut text = format!("  FAILED  {id}: {why}\n          log: {}", log.display());
                 let tail = log_tail(&log, LOG_TAIL_LINES);
                 if !tail.is_empty() {
-                    text.push_str(&format!("\n          last lines of the log:"));
+                    text.push_str("\n          last lines of the log:");
                     for l in tail {
                         text.push_str(&format!("\n          | {l}"));
                     }
@@ -82,7 +84,9 @@ impl Reporter for ConsoleReporter {
                 }
             }
             RunEvent::Interrupted => {
-                self.line("interrupted: stopping running nodes (Ctrl-C again to exit at once)".into());
+                self.line(
+                    "interrupted: stopping running nodes (Ctrl-C again to exit at once)".into(),
+                );
             }
         }
     }

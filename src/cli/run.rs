@@ -61,7 +61,9 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     if executor != "local" {
         return Err(Failure::msg(
             exit_codes::INVALID_INPUT,
-            format!("the `{executor}` executor is not available in this build yet; use --executor local"),
+            format!(
+                "the `{executor}` executor is not available in this build yet; use --executor local"
+            ),
         ));
     }
     let targets = select(&graph, &args.targets)?;
@@ -89,8 +91,9 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
         return Ok(exit_codes::OK);
     }
 
-    std::fs::create_dir_all(&cache)
-        .map_err(|e| Failure::internal(miette::miette!("cannot create {}: {e}", cache.display())))?;
+    std::fs::create_dir_all(&cache).map_err(|e| {
+        Failure::internal(miette::miette!("cannot create {}: {e}", cache.display()))
+    })?;
     let _lock = lock_run(&cache)?;
     let mut state = State::load(&cache).map_err(Failure::internal)?;
     if state.dropped > 0 {
@@ -108,7 +111,11 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     let jobs = args
         .jobs
         .or(project.settings.jobs.map(|j| j as usize))
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
     let gpus = args
         .gpus
         .or(project.settings.gpus)
@@ -128,9 +135,15 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     let stale = plan.stale().count();
     if stale == 0 {
         if args.json {
-            println!("{}", serde_json::json!({"ran": [], "up_to_date": [], "failed": [], "skipped": [], "interrupted": false}));
+            println!(
+                "{}",
+                serde_json::json!({"ran": [], "up_to_date": [], "failed": [], "skipped": [], "interrupted": false})
+            );
         } else {
-            println!("nothing to do: all {} selected nodes are fresh", count_selected(&plan));
+            println!(
+                "nothing to do: all {} selected nodes are fresh",
+                count_selected(&plan)
+            );
         }
         return Ok(exit_codes::OK);
     }
@@ -153,7 +166,14 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     let executor = LocalExecutor::new();
     let summary = rt
         .block_on(execute(
-            &project, &graph, &plan, &mut state, &digester, &executor, &options, &mut reporter,
+            &project,
+            &graph,
+            &plan,
+            &mut state,
+            &digester,
+            &executor,
+            &options,
+            &mut reporter,
         ))
         .map_err(Failure::internal)?;
     reporter.finish();
@@ -274,7 +294,10 @@ fn print_plan(graph: &Graph, plan: &Plan, json: bool) {
         println!("nothing to do: all {total} selected nodes are fresh");
         return;
     }
-    println!("{stale} of {total} nodes would run ({} fresh):", total - stale);
+    println!(
+        "{stale} of {total} nodes would run ({} fresh):",
+        total - stale
+    );
     for (i, d) in plan.decisions.iter().enumerate() {
         if let Some(Decision::Stale { reasons }) = d {
             println!("  {}", graph.nodes[i].id);

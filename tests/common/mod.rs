@@ -74,7 +74,10 @@ impl TestProject {
             )
         });
         let summary: Summary = serde_json::from_str(last).unwrap_or_else(|e| {
-            panic!("{e}: {stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "{e}: {stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         (summary, out.status.code().unwrap_or(-1))
     }
