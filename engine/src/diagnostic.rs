@@ -12,7 +12,6 @@ use crate::yaml::{Source, Span};
 /// line and column, says what was expected and how to fix it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{message}")]
-#[diagnostic(code(flow::spec))]
 pub struct SpecError {
     pub message: String,
     #[source_code]

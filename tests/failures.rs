@@ -1,0 +1,141 @@
+//! Failing nodes, logs, keep-going, GPU slots and quoting, through the real binary.
+
+mod common;
+
+use common::{TestProject, stderr, stdout};
+
+const FAILING: &str = r#"
+nodes:
+  a:
+    run: "echo a > {outputs.0}"
+    outputs: [a.txt]
+  bad:
+    needs: [a]
+    run: "echo 'something went wrong in bad' >&2; exit 3"
+    outputs: [bad.txt]
+  after_bad:
+    needs: [bad]
+    run: "echo x > {outputs.0}"
+    outputs: [after_bad.txt]
+  independent:
+    needs: [a]
+    run: "echo i > {outputs.0}"
+    outputs: [independent.txt]
+"#;
+
+#[test]
+fn a_failing_node_stops_only_its_dependents_with_keep_going() {
+    let p = TestProject::new();
+    p.workflow(FAILING);
+    let (s, code) = p.run(&["--keep-going", "-j", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(s.failed, vec!["bad"]);
+    assert_eq!(s.skipped, vec!["after_bad"]);
+    let mut ran = s.ran.clone();
+    ran.sort();
+    assert_eq!(ran, vec!["a", "bad", "independent"]);
+    assert!(p.path("independent.txt").exists());
+    assert!(!p.path("after_bad.txt").exists());
+    // The failure is remembered: next time `bad` runs again, `a` and `independent` do not.
+    let plan = stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
+    assert!(plan.contains("previous run failed (exit code 3)"), "{plan}");
+    let (s, _) = p.run(&["--keep-going"]);
+    assert_eq!(s.ran, vec!["bad"]);
+}
+
+#[test]
+fn without_keep_going_a_failure_stops_new_starts() {
+    let p = TestProject::new();
+    p.workflow(
+        "nodes:\n  bad:\n    run: exit 1\n  later:\n    needs: [bad]\n    run: 'true'\n  other:\n    run: 'true'\n",
+    );
+    // bad comes first in order; with one job slot nothing else starts after it fails.
+    let (s, code) = p.run(&["-j", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(s.ran, vec!["bad"]);
+    let mut skipped = s.skipped.clone();
+    skipped.sort();
+    assert_eq!(skipped, vec!["later", "other"]);
+}
+
+#[test]
+fn a_failure_prints_the_end_of_its_log_and_flow_logs_shows_it() {
+    let p = TestProject::new();
+    p.workflow(FAILING);
+    let out = p.flow(&["run", "workflows/w.yaml", "--keep-going"]);
+    let text = stdout(&out);
+    assert!(text.contains("FAILED  bad: exit code 3"), "{text}");
+    assert!(text.contains("| something went wrong in bad"), "{text}");
+    let logs = p.flow(&["logs", "bad"]);
+    assert_eq!(logs.status.code(), Some(0), "{}", stderr(&logs));
+    assert_eq!(stdout(&logs), "something went wrong in bad\n");
+}
+
+#[test]
+fn a_missing_declared_output_is_a_failure() {
+    let p = TestProject::new();
+    p.workflow("nodes:\n  a:\n    run: 'true'\n    outputs: [never.txt]\n");
+    let (s, code) = p.run(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(s.failed, vec!["a"]);
+    let plan = stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
+    assert!(plan.contains("declared outputs missing: never.txt"), "{plan}");
+}
+
+#[test]
+fn gpu_slots_are_shared_and_exported() {
+    let p = TestProject::new();
+    p.workflow(
+        "nodes:\n  g:\n    matrix: {i: [1, 2, 3]}\n    resources: {gpus: 1}\n    run: 'echo $CUDA_VISIBLE_DEVICES > {outputs.0}'\n    outputs: ['gpu{i}.txt']\n",
+    );
+    let refused = p.flow(&["run", "workflows/w.yaml", "--gpus", "0"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("needs 1 GPU(s) but 0 are available"));
+    let (s, code) = p.run(&["--gpus", "2", "-j", "4"]);
+    assert_eq!(code, 0, "{s:?}");
+    for i in 1..=3 {
+        let slot = p.read(&format!("gpu{i}.txt"));
+        assert!(slot == "0\n" || slot == "1\n", "{slot:?}");
+    }
+}
+
+#[test]
+fn parameter_values_are_shell_quoted() {
+    let p = TestProject::new();
+    p.workflow(
+        "nodes:\n  q:\n    params:\n      msg: \"it's $(rm -rf x); `id` \\\"quoted\\\" a  b\"\n    run: printf '%s' {msg} > {outputs.0}\n    outputs: [msg.txt]\n",
+    );
+    p.write("x/keep.txt", "keep");
+    let (_, code) = p.run(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(p.read("msg.txt"), "it's $(rm -rf x); `id` \"quoted\" a  b");
+    assert!(p.path("x/keep.txt").exists());
+}
+
+#[test]
+fn graph_draws_states_in_every_format() {
+    let p = TestProject::new();
+    p.workflow(FAILING);
+    p.run(&["--keep-going"]);
+    let text = stdout(&p.flow(&["graph", "workflows/w.yaml"]));
+    assert!(text.contains("a  [fresh]"), "{text}");
+    assert!(text.contains("bad  [failed: previous run failed (exit code 3)]"), "{text}");
+    assert!(text.contains("after_bad  [stale: new: never ran]"), "{text}");
+    let dot = stdout(&p.flow(&["graph", "workflows/w.yaml", "--format", "dot"]));
+    assert!(dot.starts_with("digraph flow {"), "{dot}");
+    assert!(dot.contains("fillcolor=salmon"));
+    assert!(dot.contains("n0 -> n1;"));
+    let mermaid = stdout(&p.flow(&["graph", "workflows/w.yaml", "--format", "mermaid"]));
+    assert!(mermaid.starts_with("flowchart LR"));
+    assert!(mermaid.contains(":::failed"));
+}
+
+#[test]
+fn node_commands_get_their_identity_in_the_environment() {
+    let p = TestProject::new();
+    p.workflow(
+        "nodes:\n  e:\n    matrix: {lr: [1.0e-4]}\n    run: 'echo \"$FLOW_NODE $FLOW_ATTEMPT ${{#FLOW_KEY}}\" > {outputs.0}'\n    outputs: [env.txt]\n",
+    );
+    p.run(&[]);
+    assert_eq!(p.read("env.txt"), "e[lr=1.0e-4] 1 64\n");
+}
