@@ -79,7 +79,10 @@ fn a_missing_declared_output_is_a_failure() {
     assert_eq!(code, 1);
     assert_eq!(s.failed, vec!["a"]);
     let plan = stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
-    assert!(plan.contains("declared outputs missing: never.txt"), "{plan}");
+    assert!(
+        plan.contains("declared outputs missing: never.txt"),
+        "{plan}"
+    );
 }
 
 #[test]
@@ -119,8 +122,14 @@ fn graph_draws_states_in_every_format() {
     p.run(&["--keep-going"]);
     let text = stdout(&p.flow(&["graph", "workflows/w.yaml"]));
     assert!(text.contains("a  [fresh]"), "{text}");
-    assert!(text.contains("bad  [failed: previous run failed (exit code 3)]"), "{text}");
-    assert!(text.contains("after_bad  [stale: new: never ran]"), "{text}");
+    assert!(
+        text.contains("bad  [failed: previous run failed (exit code 3)]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("after_bad  [stale: new: never ran]"),
+        "{text}"
+    );
     let dot = stdout(&p.flow(&["graph", "workflows/w.yaml", "--format", "dot"]));
     assert!(dot.starts_with("digraph flow {"), "{dot}");
     assert!(dot.contains("fillcolor=salmon"));

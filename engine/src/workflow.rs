@@ -229,15 +229,14 @@ impl WorkflowSpec {
                             let from = path.iter().position(|(n, _)| *n == next).unwrap_or(0);
                             let mut names: Vec<&str> = path[from..]
                                 .iter()
-                                .rev()
                                 .map(|(n, _)| self.nodes[*n].name.as_str())
                                 .collect();
-                            names.push(&self.nodes[node].name);
+                            names.push(&self.nodes[next].name);
                             return Err(SpecError::at(
                                 &self.source,
                                 span,
                                 format!("dependency cycle: {}", names.join(" -> ")),
-                                "remove one of these references so the nodes can run in order",
+                                "`x -> y` reads `x` needs `y`; remove one of these references so the nodes can run in order",
                             ));
                         }
                     },
