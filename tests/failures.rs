@@ -103,6 +103,23 @@ fn gpu_slots_are_shared_and_exported() {
 }
 
 #[test]
+fn gpu_slots_map_through_the_gpus_flow_was_given() {
+    let p = TestProject::new();
+    p.workflow(
+        "nodes:\n  g:\n    resources: {gpus: 1}\n    run: 'echo $CUDA_VISIBLE_DEVICES > {outputs.0}'\n    outputs: [gpu.txt]\n",
+    );
+    let out = assert_cmd::Command::cargo_bin("flow")
+        .unwrap()
+        .current_dir(p.root())
+        .env("CUDA_VISIBLE_DEVICES", "5,7")
+        .args(["run", "workflows/w.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(p.read("gpu.txt"), "5\n");
+}
+
+#[test]
 fn parameter_values_are_shell_quoted() {
     let p = TestProject::new();
     p.workflow(

@@ -106,6 +106,12 @@ pub async fn execute(
     let mut manifests: BTreeMap<NodeId, crate::key::Manifest> = BTreeMap::new();
     let mut done = 0;
     let mut interrupted = false;
+    let visible_gpus: Option<Vec<String>> = std::env::var("CUDA_VISIBLE_DEVICES").ok().map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
     let progress = |reporter: &mut dyn Reporter, done, sched: &Scheduler, failed: usize| {
         reporter.event(RunEvent::Progress {
             done,
@@ -161,7 +167,18 @@ pub async fn execute(
                 ),
             ];
             if inst.gpus > 0 {
-                let slots: Vec<String> = sched.gpus_of(id).iter().map(u32::to_string).collect();
+                // Slots index the GPUs flow itself was given, if it was restricted.
+                let slots: Vec<String> = sched
+                    .gpus_of(id)
+                    .iter()
+                    .map(|&s| match &visible_gpus {
+                        Some(list) => list
+                            .get(s as usize)
+                            .cloned()
+                            .unwrap_or_else(|| s.to_string()),
+                        None => s.to_string(),
+                    })
+                    .collect();
                 env.push(("CUDA_VISIBLE_DEVICES".to_string(), slots.join(",")));
             }
             let job = Job {
@@ -189,11 +206,14 @@ pub async fn execute(
         }
         let next = tokio::select! {
             r = jobs.join_next() => r,
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                interrupted = true;
-                sched.stop();
-                reporter.event(RunEvent::Interrupted);
-                executor.terminate_all(false);
+            _ = tokio::signal::ctrl_c() => {
+                // First Ctrl-C: stop starting, ask children to stop. Second: kill them.
+                executor.terminate_all(interrupted);
+                if !interrupted {
+                    interrupted = true;
+                    sched.stop();
+                    reporter.event(RunEvent::Interrupted);
+                }
                 continue;
             }
         };

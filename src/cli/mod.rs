@@ -54,7 +54,7 @@ enum Command {
     Logs {
         /// Instance id or node name.
         node: String,
-        /// Workflow file (default: the only file in `workflows/` that has the node).
+        /// Workflow file, to resolve a node name to its instances (default: the logs in `.cache/logs/`).
         #[arg(long)]
         workflow: Option<PathBuf>,
         /// Keep printing as the log grows.
