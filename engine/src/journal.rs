@@ -6,7 +6,7 @@
 //! file and renames it over the journal, so the journal is always either old or new.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,11 @@ pub struct LoadReport {
     pub dropped: usize,
     /// Byte length of the valid prefix, where a torn tail must be cut.
     pub valid_len: u64,
+    /// End of the last complete line, good or bad: where a later read resumes.
+    pub complete_len: u64,
     pub total_len: u64,
+    /// Identity of the file read; a compaction by another process changes it.
+    pub inode: u64,
 }
 
 /// The journal file and its lock.
@@ -72,65 +76,84 @@ impl Journal {
 
     /// Reads every valid entry. A missing journal is an empty one.
     pub fn load(&self) -> Result<LoadReport, JournalError> {
+        self.load_from(0)
+    }
+
+    /// Reads the entries that start at byte `offset` (0: the whole journal, header included).
+    pub fn load_from(&self, offset: u64) -> Result<LoadReport, JournalError> {
         let read_err = |source| JournalError::Read {
             path: self.path.clone(),
             source,
         };
-        let file = match File::open(&self.path) {
+        let mut file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LoadReport::default()),
             Err(e) => return Err(read_err(e)),
         };
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut report = LoadReport::default();
-        let mut line = Vec::new();
-        let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
-        if n == 0 {
-            return Ok(report);
+        let meta = file.metadata().map_err(read_err)?;
+        let mut report = LoadReport {
+            inode: std::os::unix::fs::MetadataExt::ino(&meta),
+            ..LoadReport::default()
+        };
+        let mut pos = offset;
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset)).map_err(read_err)?;
         }
-        let header = String::from_utf8_lossy(&line).trim_end().to_string();
-        let version = header
-            .strip_prefix(MAGIC)
-            .and_then(|v| v.trim().parse::<u32>().ok());
-        match version {
-            Some(v) if v > JOURNAL_VERSION => {
-                return Err(JournalError::TooNew {
-                    path: self.path.clone(),
-                    found: v,
-                });
-            }
-            Some(_) => {}
-            None if !line.ends_with(b"\n") => {
-                // A crash while writing the header: nothing was recorded yet.
-                report.total_len = n as u64;
-                report.dropped = 1;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut line = Vec::new();
+        if offset == 0 {
+            let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
+            if n == 0 {
                 return Ok(report);
             }
-            None => {
-                return Err(JournalError::NotAJournal {
-                    path: self.path.clone(),
-                    line: header,
-                });
+            let header = String::from_utf8_lossy(&line).trim_end().to_string();
+            let version = header
+                .strip_prefix(MAGIC)
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            match version {
+                Some(v) if v > JOURNAL_VERSION => {
+                    return Err(JournalError::TooNew {
+                        path: self.path.clone(),
+                        found: v,
+                    });
+                }
+                Some(_) => {}
+                None if !line.ends_with(b"\n") => {
+                    // A crash while writing the header: nothing was recorded yet.
+                    report.total_len = n as u64;
+                    report.dropped = 1;
+                    return Ok(report);
+                }
+                None => {
+                    return Err(JournalError::NotAJournal {
+                        path: self.path.clone(),
+                        line: header,
+                    });
+                }
             }
+            pos = n as u64;
         }
-        let mut offset = n as u64;
-        report.valid_len = offset;
+        report.valid_len = pos;
+        report.complete_len = pos;
         loop {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
             if n == 0 {
                 break;
             }
-            offset += n as u64;
+            pos += n as u64;
+            if line.ends_with(b"\n") {
+                report.complete_len = pos;
+            }
             match parse_line(&line) {
                 Some(entry) => {
                     report.entries.push(entry);
-                    report.valid_len = offset;
+                    report.valid_len = pos;
                 }
                 None => report.dropped += 1,
             }
         }
-        report.total_len = offset;
+        report.total_len = pos;
         Ok(report)
     }
 
@@ -162,37 +185,49 @@ impl Journal {
         file.write_all(&buf).map_err(write_err)
     }
 
-    /// Cuts a torn tail so later appends start on a fresh line.
-    pub fn truncate_to(&self, len: u64) -> Result<(), JournalError> {
-        let write_err = |source| JournalError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let _lock = self.lock().map_err(write_err)?;
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .map_err(write_err)?;
-        file.set_len(len).map_err(write_err)
+    /// Cuts a torn tail so later appends start on a fresh line. Re-reads under the commit
+    /// lock: a tail that only looked torn because another process was mid-append is kept.
+    pub fn repair(&self) -> Result<LoadReport, JournalError> {
+        let _lock = self.lock().map_err(|source| self.write_err(source))?;
+        let report = self.load()?;
+        if report.valid_len < report.total_len {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .map_err(|source| self.write_err(source))?;
+            file.set_len(report.valid_len)
+                .map_err(|source| self.write_err(source))?;
+        }
+        Ok(report)
     }
 
-    /// Replaces the journal with exactly `entries`, atomically.
-    pub fn rewrite(&self, entries: &[Entry]) -> Result<(), JournalError> {
-        let write_err = |source| JournalError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let _lock = self.lock().map_err(write_err)?;
+    /// Rewrites the journal to the live entries `live` computes from the current ones, under
+    /// the commit lock so no other process's append is lost. Atomic: temp file + rename.
+    pub fn compact(
+        &self,
+        live: impl FnOnce(Vec<Entry>) -> Vec<Entry>,
+    ) -> Result<(), JournalError> {
+        let _lock = self.lock().map_err(|source| self.write_err(source))?;
+        let report = self.load()?;
+        let entries = live(report.entries);
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|s| self.write_err(s))?;
         let mut buf = format!("{MAGIC} {JOURNAL_VERSION}\n").into_bytes();
-        for e in entries {
+        for e in &entries {
             encode_line(e, &mut buf);
         }
-        tmp.write_all(&buf).map_err(write_err)?;
-        tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(&self.path).map_err(|e| write_err(e.error))?;
+        tmp.write_all(&buf).map_err(|s| self.write_err(s))?;
+        tmp.as_file().sync_all().map_err(|s| self.write_err(s))?;
+        tmp.persist(&self.path)
+            .map_err(|e| self.write_err(e.error))?;
         Ok(())
+    }
+
+    fn write_err(&self, source: io::Error) -> JournalError {
+        JournalError::Write {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Flushes appended entries to stable storage (once per run, not per record).
@@ -272,7 +307,7 @@ mod tests {
         let r = j.load().unwrap();
         assert_eq!(r.entries.len(), 2);
         assert_eq!(r.dropped, 1);
-        j.truncate_to(r.valid_len).unwrap();
+        j.repair().unwrap();
         j.append(&[file_entry("d")]).unwrap();
         let r = j.load().unwrap();
         assert_eq!(r.entries.len(), 3);

@@ -8,6 +8,7 @@
 // so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod claim;
 pub mod diagnostic;
 pub mod digest;
 pub mod disk;

@@ -5,11 +5,12 @@
 //! is checked again just before it would start, so identical upstream outputs leave it
 //! untouched (early cutoff).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinSet;
 
+use crate::claim::{Claim, Claims};
 use crate::digest::Digester;
 use crate::executor::{Executor, Job, JobResult};
 use crate::graph::{Graph, NodeId};
@@ -31,6 +32,11 @@ pub struct RunOptions {
 pub enum RunEvent {
     Started {
         id: String,
+    },
+    /// Another flow process is running this node; this run waits for it.
+    Waiting {
+        id: String,
+        pid: Option<u32>,
     },
     Succeeded {
         id: String,
@@ -77,8 +83,39 @@ pub struct RunSummary {
 pub enum RunError {
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("cannot claim `{0}`: {1}")]
+    Claim(String, std::io::Error),
     #[error("cannot digest files of `{id}`: {source}")]
     Digest { id: String, source: std::io::Error },
+}
+
+/// What finished in the background: a command, or a wait for another process's claim.
+enum Finished {
+    Job {
+        id: NodeId,
+        result: JobResult,
+        duration: Duration,
+        started_at: SystemTime,
+    },
+    Claimed {
+        id: NodeId,
+        claim: std::io::Result<Claim>,
+    },
+}
+
+/// Which signal asked the run to stop.
+async fn stop_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(t) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = t.recv() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Runs the stale instances of `plan`.
@@ -93,7 +130,9 @@ pub async fn execute(
     options: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<RunSummary, RunError> {
-    let journal = Journal::new(&project.cache_dir());
+    let cache = project.cache_dir();
+    let journal = Journal::new(&cache);
+    let claims = Claims::new(&cache);
     let want: Vec<bool> = plan
         .decisions
         .iter()
@@ -102,10 +141,14 @@ pub async fn execute(
     let total = want.iter().filter(|w| **w).count();
     let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
     let mut summary = RunSummary::default();
-    let mut jobs: JoinSet<(NodeId, JobResult, Duration, SystemTime)> = JoinSet::new();
+    let mut background: JoinSet<Finished> = JoinSet::new();
     let mut manifests: BTreeMap<NodeId, crate::key::Manifest> = BTreeMap::new();
+    let mut held: HashMap<NodeId, Claim> = HashMap::new();
+    let mut claimed: Vec<(NodeId, Claim)> = Vec::new();
+    let mut processes = 0usize;
     let mut done = 0;
     let mut interrupted = false;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let visible_gpus: Option<Vec<String>> = std::env::var("CUDA_VISIBLE_DEVICES").ok().map(|v| {
         v.split(',')
             .map(|s| s.trim().to_string())
@@ -120,29 +163,51 @@ pub async fn execute(
             failed,
         });
     };
+    let digest_err = |id: &str, source| RunError::Digest {
+        id: id.to_string(),
+        source,
+    };
 
     loop {
-        // Start everything the limits allow.
+        // Claim everything the limits allow; a node another process runs is waited for.
         while let Some(id) = sched.start_next() {
             let inst = &graph.nodes[id];
+            match claims.try_claim(&inst.id) {
+                Ok(Some(c)) => claimed.push((id, c)),
+                Ok(None) => {
+                    reporter.event(RunEvent::Waiting {
+                        id: inst.id.clone(),
+                        pid: claims.holder(&inst.id),
+                    });
+                    let claims = claims.clone();
+                    let name = inst.id.clone();
+                    background.spawn(async move {
+                        let claim =
+                            tokio::task::spawn_blocking(move || claims.claim_blocking(&name))
+                                .await
+                                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                        Finished::Claimed { id, claim }
+                    });
+                }
+                Err(e) => return Err(RunError::Claim(inst.id.clone(), e)),
+            }
+        }
+        // Start what is claimed, unless another process (or an identical upstream re-run)
+        // has made it fresh in the meantime.
+        let mut progressed = false;
+        for (id, claim) in std::mem::take(&mut claimed) {
+            let inst = &graph.nodes[id];
+            state.refresh(&cache)?;
             let manifest =
-                plan::manifest(graph, id, state, digester).map_err(|source| RunError::Digest {
-                    id: inst.id.clone(),
-                    source,
-                })?;
-            let forced = plan.decisions[id].as_ref().is_some_and(|d| {
-                matches!(d, plan::Decision::Stale { reasons } if reasons.contains(&plan::Reason::Forced))
-            });
-            if !forced && plan_was_only_upstream(plan, id) {
+                plan::manifest(graph, id, state, digester).map_err(|e| digest_err(&inst.id, e))?;
+            if !is_forced(plan, id) {
                 let reasons =
                     plan::reasons(graph, id, &manifest, state.nodes.get(&inst.id), digester)
-                        .map_err(|source| RunError::Digest {
-                            id: inst.id.clone(),
-                            source,
-                        })?;
+                        .map_err(|e| digest_err(&inst.id, e))?;
                 if reasons.is_empty() {
                     sched.finish(id, Outcome::UpToDate);
                     done += 1;
+                    progressed = true;
                     summary.up_to_date.push(inst.id.clone());
                     reporter.event(RunEvent::UpToDate {
                         id: inst.id.clone(),
@@ -152,8 +217,7 @@ pub async fn execute(
                 }
             }
             for out in &inst.outputs {
-                let parent = project.root.join(out);
-                if let Some(dir) = parent.parent() {
+                if let Some(dir) = project.root.join(out).parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
             }
@@ -189,25 +253,35 @@ pub async fn execute(
                 env,
             };
             manifests.insert(id, manifest);
+            held.insert(id, claim);
             reporter.event(RunEvent::Started {
                 id: inst.id.clone(),
             });
             progress(reporter, done, &sched, summary.failed.len());
             let fut = executor.start(job);
             let started_at = SystemTime::now();
-            jobs.spawn(async move {
+            processes += 1;
+            background.spawn(async move {
                 let t = Instant::now();
-                let r = fut.await;
-                (id, r, t.elapsed(), started_at)
+                let result = fut.await;
+                Finished::Job {
+                    id,
+                    result,
+                    duration: t.elapsed(),
+                    started_at,
+                }
             });
         }
-        if sched.is_done() || jobs.is_empty() {
+        if progressed {
+            continue;
+        }
+        if background.is_empty() || (interrupted && processes == 0) {
             break;
         }
         let next = tokio::select! {
-            r = jobs.join_next() => r,
-            _ = tokio::signal::ctrl_c() => {
-                // First Ctrl-C: stop starting, ask children to stop. Second: kill them.
+            r = background.join_next() => r,
+            _ = stop_signal(&mut term) => {
+                // First signal: stop starting, ask children to stop. Second: kill them.
                 executor.terminate_all(interrupted);
                 if !interrupted {
                     interrupted = true;
@@ -217,9 +291,29 @@ pub async fn execute(
                 continue;
             }
         };
-        let Some(Ok((id, result, duration, started_at))) = next else {
+        let Some(Ok(finished)) = next else {
             continue;
         };
+        let (id, result, duration, started_at) = match finished {
+            Finished::Claimed { id, claim: Ok(c) } => {
+                if interrupted {
+                    sched.finish(id, Outcome::Failed);
+                } else {
+                    claimed.push((id, c));
+                }
+                continue;
+            }
+            Finished::Claimed { id, claim: Err(e) } => {
+                return Err(RunError::Claim(graph.nodes[id].id.clone(), e));
+            }
+            Finished::Job {
+                id,
+                result,
+                duration,
+                started_at,
+            } => (id, result, duration, started_at),
+        };
+        processes -= 1;
         let inst = &graph.nodes[id];
         let manifest = manifests.remove(&id).expect("started jobs have manifests");
         let key = manifest.key();
@@ -271,18 +365,18 @@ pub async fn execute(
         let mut entries: Vec<Entry> = digester.take_new().into_iter().map(Entry::File).collect();
         entries.push(Entry::Node(record.clone()));
         journal.append(&entries)?;
+        held.remove(&id);
         let ok = record.status == RunStatus::Ok;
         state.nodes.insert(record.id.clone(), record);
         done += 1;
+        summary.ran.push(inst.id.clone());
         if ok {
             sched.finish(id, Outcome::Succeeded);
-            summary.ran.push(inst.id.clone());
             reporter.event(RunEvent::Succeeded {
                 id: inst.id.clone(),
                 duration,
             });
         } else {
-            summary.ran.push(inst.id.clone());
             summary.failed.push(inst.id.clone());
             reporter.event(RunEvent::Failed {
                 id: inst.id.clone(),
@@ -318,12 +412,6 @@ pub async fn execute(
     Ok(summary)
 }
 
-/// True when the plan marked `id` stale only because an upstream would run first.
-fn plan_was_only_upstream(plan: &Plan, id: NodeId) -> bool {
-    match &plan.decisions[id] {
-        Some(plan::Decision::Stale { reasons }) => reasons
-            .iter()
-            .all(|r| matches!(r, plan::Reason::UpstreamStale { .. })),
-        _ => false,
-    }
+fn is_forced(plan: &Plan, id: NodeId) -> bool {
+    matches!(&plan.decisions[id], Some(plan::Decision::Stale { reasons }) if reasons.contains(&plan::Reason::Forced))
 }

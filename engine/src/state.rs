@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::disk::{Digest, FileMeta};
-use crate::journal::{Entry, Journal, JournalError};
+use crate::journal::{Entry, Journal, JournalError, LoadReport};
 use crate::key::Manifest;
 
 /// How a recorded run ended.
@@ -54,45 +54,89 @@ pub struct State {
     pub journal_entries: usize,
     /// Torn or corrupt lines dropped while loading.
     pub dropped: usize,
+    /// Where [`State::refresh`] resumes reading, and the journal file it read.
+    offset: u64,
+    inode: u64,
 }
 
 impl State {
     /// Loads the journal under `cache_dir`, cutting a torn tail and compacting when most
-    /// entries are superseded.
+    /// entries are superseded. Used by commands that will write.
     pub fn load(cache_dir: &Path) -> Result<State, JournalError> {
         let journal = Journal::new(cache_dir);
-        let report = journal.load()?;
-        let mut state = State {
-            journal_entries: report.entries.len(),
-            dropped: report.dropped,
-            ..State::default()
-        };
-        for e in report.entries {
-            state.apply(e);
-        }
+        let mut report = journal.load()?;
         if report.valid_len < report.total_len {
-            journal.truncate_to(report.valid_len)?;
+            report = journal.repair()?;
         }
+        let mut state = State::from_report(report);
         let live = state.nodes.len() + state.files.len();
         if state.journal_entries > 2 * live + 1000 {
-            journal.rewrite(&state.entries())?;
-            state.journal_entries = live;
+            journal.compact(|entries| {
+                let mut fresh = State::default();
+                for e in entries {
+                    fresh.apply(e);
+                }
+                fresh.entries()
+            })?;
+            let dropped = state.dropped;
+            state = State::from_report(journal.load()?);
+            state.dropped += dropped;
         }
         Ok(state)
     }
 
-    /// Reads the state without repairing anything, for read-only commands.
+    /// Reads the state without repairing anything, for read-only commands: never waits.
     pub fn peek(cache_dir: &Path) -> Result<State, JournalError> {
-        let report = Journal::new(cache_dir).load()?;
+        Ok(State::from_report(Journal::new(cache_dir).load()?))
+    }
+
+    fn from_report(report: LoadReport) -> State {
         let mut state = State {
             journal_entries: report.entries.len(),
             dropped: report.dropped,
+            offset: report.complete_len,
+            inode: report.inode,
             ..State::default()
         };
         for e in report.entries {
             state.apply(e);
         }
-        Ok(state)
+        state
+    }
+
+    /// Reads what other processes appended since the last read (all of it after a
+    /// compaction replaced the file). Returns how many entries were new.
+    pub fn refresh(&mut self, cache_dir: &Path) -> Result<usize, JournalError> {
+        let journal = Journal::new(cache_dir);
+        let current = std::fs::metadata(journal.path())
+            .map(|m| (std::os::unix::fs::MetadataExt::ino(&m), m.len()))
+            .ok();
+        match current {
+            None => Ok(0),
+            Some((ino, len)) if ino == self.inode && len >= self.offset => {
+                if len == self.offset {
+                    return Ok(0);
+                }
+                let report = journal.load_from(self.offset)?;
+                let n = report.entries.len();
+                self.offset = report.complete_len;
+                self.journal_entries += n;
+                for e in report.entries {
+                    self.apply(e);
+                }
+                Ok(n)
+            }
+            Some(_) => {
+                let report = journal.load()?;
+                let n = report.entries.len();
+                let files = std::mem::take(&mut self.files);
+                *self = State::from_report(report);
+                if self.files.is_empty() {
+                    self.files = files;
+                }
+                Ok(n)
+            }
+        }
     }
 
     pub fn apply(&mut self, entry: Entry) {

@@ -49,6 +49,12 @@ impl Reporter for ConsoleReporter {
     fn event(&mut self, event: RunEvent) {
         match event {
             RunEvent::Started { .. } => {}
+            RunEvent::Waiting { id, pid } => {
+                let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                self.line(format!(
+                    "  waiting {id}: another flow process{who} is running it"
+                ));
+            }
             RunEvent::Succeeded { id, duration } => {
                 self.line(format!("  ok      {id} ({:.1}s)", duration.as_secs_f64()));
             }

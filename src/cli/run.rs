@@ -1,6 +1,5 @@
 //! `flow run`: plan, print or execute.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use clap::Args;
@@ -94,7 +93,6 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     std::fs::create_dir_all(&cache).map_err(|e| {
         Failure::internal(miette::miette!("cannot create {}: {e}", cache.display()))
     })?;
-    let _lock = lock_run(&cache)?;
     let mut state = State::load(&cache).map_err(Failure::internal)?;
     if state.dropped > 0 {
         eprintln!(
@@ -216,31 +214,6 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
 
 fn count_selected(plan: &Plan) -> usize {
     plan.decisions.iter().filter(|d| d.is_some()).count()
-}
-
-/// One `flow run` at a time per project, until per-node claims exist.
-fn lock_run(cache: &Path) -> Result<std::fs::File, Failure> {
-    let path = cache.join("run.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Failure::internal(miette::miette!("cannot open {}: {e}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::msg(
-            exit_codes::INVALID_INPUT,
-            format!(
-                "another `flow run` is running in this project (lock {}); wait for it to finish",
-                path.display()
-            ),
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(Failure::internal(miette::miette!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
-    }
 }
 
 /// GPUs visible to this process: CUDA_VISIBLE_DEVICES, else /dev/nvidiaN devices.
