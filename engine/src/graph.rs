@@ -377,25 +377,48 @@ impl<'a> Builder<'a> {
                 combined.push((a, deps.clone()));
             }
         }
-        // Gathers: every instance that agrees on the axes both sides have.
+        // Gathers: every instance that agrees on the axes both sides have — the same axis,
+        // or an own axis over the same dotted key (a per-size leaderboard).
         for r in &node.gather {
             let g = self.spec.node_index(&r.name).expect("checked");
             let g_insts = self.instances_of[g].clone();
-            let my_axes: HashSet<usize> = combined[0].0.iter().map(|&(a, _)| a).collect();
-            let shared: Vec<usize> = self.assignments[g_insts[0]]
+            let my_axes: Vec<usize> = combined
+                .first()
+                .map(|c| c.0.iter().map(|&(a, _)| a).collect())
+                .unwrap_or_default();
+            let g_axes: Vec<usize> = self.assignments[g_insts[0]]
                 .iter()
                 .map(|&(a, _)| a)
-                .filter(|a| my_axes.contains(a))
                 .collect();
-            let mut index: HashMap<Vec<usize>, Vec<NodeId>> = HashMap::new();
+            let axes = &self.axes;
+            let mut pairs: Vec<(usize, usize)> = Vec::new();
+            for &m in &my_axes {
+                for &ga in &g_axes {
+                    if ga == m || axes[ga].key == axes[m].key {
+                        pairs.push((m, ga));
+                    }
+                }
+            }
+            let value_of = |assign: &Assignment, axis: usize| -> String {
+                assign
+                    .iter()
+                    .find(|(a, _)| *a == axis)
+                    .map(|&(a, v)| {
+                        serde_json::to_string(&axes[a].values[v].value).unwrap_or_default()
+                    })
+                    .unwrap_or_default()
+            };
+            let mut index: HashMap<Vec<String>, Vec<NodeId>> = HashMap::new();
             for &gi in &g_insts {
-                index
-                    .entry(project(&self.assignments[gi], &shared))
-                    .or_default()
-                    .push(gi);
+                let k = pairs
+                    .iter()
+                    .map(|&(_, ga)| value_of(&self.assignments[gi], ga))
+                    .collect();
+                index.entry(k).or_default().push(gi);
             }
             for (assign, deps) in &mut combined {
-                if let Some(m) = index.get(&project(assign, &shared)) {
+                let k: Vec<String> = pairs.iter().map(|&(m, _)| value_of(assign, m)).collect();
+                if let Some(m) = index.get(&k) {
                     deps.extend(m);
                 }
             }
@@ -791,5 +814,109 @@ pub fn instance_slug(id: &str) -> String {
         clean(head)
     } else {
         format!("{}/{}", clean(head), clean(tail))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::fake::MemDisk;
+    use crate::task::{TaskKind, TaskRegistry, TaskTemplate};
+    use crate::workflow::WorkflowSpec;
+    use crate::yaml::Source;
+
+    struct Run;
+    impl TaskKind for Run {
+        fn name(&self) -> &'static str {
+            "shell"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn keys(&self) -> &'static [&'static str] {
+            &["run"]
+        }
+        fn parse(&self, f: &crate::fields::Fields<'_>) -> Result<TaskTemplate, SpecError> {
+            Ok(TaskTemplate {
+                run: f.string("run")?.map(|(text, span)| Template { text, span }),
+                ..Default::default()
+            })
+        }
+    }
+
+    fn graph(yaml: &str) -> Graph {
+        let mut reg = TaskRegistry::new();
+        reg.register(Box::new(Run));
+        let spec = WorkflowSpec::parse(Source::new("w.yaml", yaml), &reg).unwrap();
+        Graph::build(spec, &MemDisk::default()).unwrap()
+    }
+
+    fn deps(g: &Graph, id: &str) -> Vec<String> {
+        let n = g.get(id).unwrap_or_else(|| panic!("no {id}"));
+        g.nodes[n]
+            .deps
+            .iter()
+            .map(|&d| g.nodes[d].id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn ids_use_last_segments_and_values_as_written() {
+        let g = graph(
+            "nodes:\n  t:\n    matrix: {training.lr: [1.0e-4, 5e-5], model.size: [nano]}\n    run: x\n",
+        );
+        let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["t[lr=1.0e-4,size=nano]", "t[lr=5e-5,size=nano]"]);
+    }
+
+    #[test]
+    fn clashing_last_segments_use_full_keys() {
+        let g = graph("nodes:\n  t:\n    matrix: {a.lr: [1], b.lr: [2]}\n    run: x\n");
+        assert_eq!(g.nodes[0].id, "t[a.lr=1,b.lr=2]");
+    }
+
+    #[test]
+    fn needs_maps_one_to_one_and_gather_fans_in() {
+        let g = graph(
+            "nodes:\n  t:\n    matrix: {lr: [1, 2], s: [a, b]}\n    run: x\n  m:\n    needs: [t]\n    run: x\n  all:\n    gather: [m]\n    run: x\n",
+        );
+        assert_eq!(g.nodes.len(), 4 + 4 + 1);
+        assert_eq!(deps(&g, "m[lr=2,s=a]"), ["t[lr=2,s=a]"]);
+        assert_eq!(deps(&g, "all").len(), 4);
+    }
+
+    #[test]
+    fn gather_groups_by_an_own_axis_over_the_same_key() {
+        let g = graph(
+            "nodes:\n  t:\n    matrix: {model_size: [nano, small], lr: [1, 2]}\n    run: x\n  board:\n    matrix: {model_size: [nano, small]}\n    gather: [t]\n    run: x\n",
+        );
+        assert_eq!(
+            deps(&g, "board[model_size=small]"),
+            ["t[model_size=small,lr=1]", "t[model_size=small,lr=2]"]
+        );
+    }
+
+    #[test]
+    fn include_adds_and_exclude_removes_combinations() {
+        let g = graph(
+            "nodes:\n  t:\n    matrix: {lr: [1, 2], s: [a, b]}\n    exclude: [{lr: 2, s: b}]\n    include: [{lr: 3, s: a}]\n    run: x\n",
+        );
+        let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["t[lr=1,s=a]", "t[lr=1,s=b]", "t[lr=2,s=a]", "t[lr=3,s=a]"]
+        );
+    }
+
+    #[test]
+    fn two_upstreams_over_the_same_axes_are_zipped() {
+        let g = graph(
+            "nodes:\n  t:\n    matrix: {lr: [1, 2]}\n    run: x\n  m:\n    needs: [t]\n    run: x\n  both:\n    needs: [t, m]\n    run: x\n",
+        );
+        assert_eq!(
+            g.nodes.iter().filter(|n| n.id.starts_with("both")).count(),
+            2
+        );
+        assert_eq!(deps(&g, "both[lr=2]"), ["t[lr=2]", "m[lr=2]"]);
     }
 }

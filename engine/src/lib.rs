@@ -14,6 +14,7 @@ pub mod digest;
 pub mod disk;
 pub mod executor;
 pub mod fields;
+pub mod gc;
 pub mod graph;
 pub mod journal;
 pub mod key;

@@ -383,3 +383,206 @@ pub fn plan(
     }
     Ok(Plan { decisions })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::fake::MemDisk;
+    use crate::fields::Fields;
+    use crate::task::{TaskKind, TaskRegistry, TaskTemplate, Template};
+    use crate::workflow::WorkflowSpec;
+    use crate::yaml::Source;
+
+    struct Shell;
+    impl TaskKind for Shell {
+        fn name(&self) -> &'static str {
+            "shell"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn keys(&self) -> &'static [&'static str] {
+            &["run", "inputs", "outputs"]
+        }
+        fn parse(&self, f: &Fields<'_>) -> Result<TaskTemplate, crate::diagnostic::SpecError> {
+            let list = |k| -> Result<Vec<Template>, crate::diagnostic::SpecError> {
+                Ok(f.strings(k)?
+                    .into_iter()
+                    .map(|(text, span)| Template { text, span })
+                    .collect())
+            };
+            Ok(TaskTemplate {
+                run: f.string("run")?.map(|(text, span)| Template { text, span }),
+                inputs: list("inputs")?,
+                outputs: list("outputs")?,
+            })
+        }
+    }
+
+    const WF: &str = "nodes:\n  a:\n    params: {training: {lr: 1.0e-4}}\n    inputs: [in.txt]\n    run: make {training.lr}\n    outputs: [a.out]\n  b:\n    needs: [a]\n    run: use\n    outputs: [b.out]\n";
+
+    fn graph(yaml: &str, disk: &MemDisk) -> Graph {
+        let mut reg = TaskRegistry::new();
+        reg.register(Box::new(Shell));
+        let spec = WorkflowSpec::parse(Source::new("w.yaml", yaml), &reg).unwrap();
+        Graph::build(spec, disk).unwrap()
+    }
+
+    /// Plans everything, then "runs" every stale node by recording what the disk holds.
+    fn plan_and_record(g: &Graph, state: &mut State, disk: &MemDisk) -> Vec<(String, Vec<Reason>)> {
+        let all = vec![true; g.nodes.len()];
+        let none = vec![false; g.nodes.len()];
+        let digester = Digester::new(disk, &state.files);
+        let p = plan(g, state, &digester, &all, &none).unwrap();
+        let stale: Vec<(String, Vec<Reason>)> = p
+            .decisions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                Some(Decision::Stale { reasons }) => Some((g.nodes[i].id.clone(), reasons.clone())),
+                _ => None,
+            })
+            .collect();
+        for id in g.topo_order() {
+            if !p.decisions[id].as_ref().unwrap().is_stale() {
+                continue;
+            }
+            let m = manifest(g, id, state, &digester).unwrap();
+            let outputs = g.nodes[id]
+                .outputs
+                .iter()
+                .map(|o| (o.clone(), digester.path(o).unwrap().unwrap()))
+                .collect();
+            let rec = NodeRecord {
+                id: g.nodes[id].id.clone(),
+                key: m.key(),
+                status: RunStatus::Ok,
+                exit_code: Some(0),
+                error: None,
+                started_at: 0,
+                duration_ms: 0,
+                manifest: m,
+                outputs,
+            };
+            state.nodes.insert(rec.id.clone(), rec);
+        }
+        stale
+    }
+
+    fn setup() -> (MemDisk, State) {
+        let disk = MemDisk::default();
+        disk.write("in.txt", b"data");
+        disk.write("a.out", b"A");
+        disk.write("b.out", b"B");
+        (disk, State::default())
+    }
+
+    #[test]
+    fn new_nodes_run_once_then_are_fresh() {
+        let (disk, mut state) = setup();
+        let g = graph(WF, &disk);
+        let first = plan_and_record(&g, &mut state, &disk);
+        assert_eq!(first[0], ("a".to_string(), vec![Reason::New]));
+        assert!(matches!(
+            first[1].1[..],
+            [Reason::New, Reason::UpstreamStale { .. }]
+        ));
+        assert!(plan_and_record(&g, &mut state, &disk).is_empty());
+    }
+
+    #[test]
+    fn a_parameter_change_is_a_key_level_diff_as_written() {
+        let (disk, mut state) = setup();
+        plan_and_record(&graph(WF, &disk), &mut state, &disk);
+        let g = graph(&WF.replace("1.0e-4", "5.0e-5"), &disk);
+        let stale = plan_and_record(&g, &mut state, &disk);
+        assert_eq!(
+            stale[0].1,
+            vec![Reason::ParamsChanged {
+                changes: vec![ParamChange {
+                    key: "training.lr".into(),
+                    old: Some("1.0e-4".into()),
+                    new: Some("5.0e-5".into()),
+                }]
+            }]
+        );
+    }
+
+    #[test]
+    fn input_content_changes_are_found_and_unchanged_files_not_rehashed() {
+        let (disk, mut state) = setup();
+        let g = graph(WF, &disk);
+        plan_and_record(&g, &mut state, &disk);
+        disk.write("in.txt", b"other");
+        let stale = plan_and_record(&g, &mut state, &disk);
+        assert_eq!(
+            stale[0].1,
+            vec![Reason::InputsChanged {
+                files: vec![("in.txt".into(), Change::Modified)]
+            }]
+        );
+        // Feed the cache the planner learnt, then plan again: nothing is hashed.
+        let digester = Digester::new(&disk, &state.files);
+        for r in digester.take_new() {
+            state.files.insert(r.path.clone(), r);
+        }
+        let digester = Digester::new(&disk, &state.files);
+        let all = vec![true; g.nodes.len()];
+        let none = vec![false; g.nodes.len()];
+        // Warm the cache once, then count hashes of a second plan.
+        let _ = plan(&g, &state, &digester, &all, &none).unwrap();
+        for r in digester.take_new() {
+            state.files.insert(r.path.clone(), r);
+        }
+        let before = *disk.hashes.lock().unwrap();
+        let digester = Digester::new(&disk, &state.files);
+        let p = plan(&g, &state, &digester, &all, &none).unwrap();
+        assert_eq!(p.stale().count(), 0);
+        assert_eq!(
+            *disk.hashes.lock().unwrap(),
+            before,
+            "unchanged files are not re-hashed"
+        );
+    }
+
+    #[test]
+    fn missing_and_modified_outputs_are_stale() {
+        let (disk, mut state) = setup();
+        let g = graph(WF, &disk);
+        plan_and_record(&g, &mut state, &disk);
+        disk.write("b.out", b"edited");
+        disk.remove("a.out");
+        let all = vec![true; g.nodes.len()];
+        let none = vec![false; g.nodes.len()];
+        let digester = Digester::new(&disk, &state.files);
+        let p = plan(&g, &state, &digester, &all, &none).unwrap();
+        assert_eq!(
+            p.decisions[0],
+            Some(Decision::Stale {
+                reasons: vec![Reason::OutputMissing {
+                    path: "a.out".into()
+                }]
+            })
+        );
+        assert!(matches!(
+            &p.decisions[1],
+            Some(Decision::Stale { reasons }) if matches!(reasons[0], Reason::UpstreamStale { .. })
+        ));
+    }
+
+    #[test]
+    fn forced_nodes_are_stale_with_their_reason() {
+        let (disk, mut state) = setup();
+        let g = graph(WF, &disk);
+        plan_and_record(&g, &mut state, &disk);
+        let digester = Digester::new(&disk, &state.files);
+        let p = plan(&g, &state, &digester, &[true, true], &[false, true]).unwrap();
+        assert_eq!(p.decisions[0], Some(Decision::Fresh));
+        assert_eq!(
+            p.decisions[1],
+            Some(Decision::Stale {
+                reasons: vec![Reason::Forced]
+            })
+        );
+    }
+}
