@@ -28,9 +28,12 @@ pub enum Entry {
 /// Failures reading or writing the journal.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum JournalError {
-    #[error("cannot read the state journal {path}: {source}")]
+    #[error("cannot read the state journal {path}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write the state journal {path}: {source}")]
+    #[error("cannot write the state journal {path}")]
+    #[diagnostic(help(
+        "free space (or fix permissions) and run again: what was not recorded re-runs, and nothing unverified is ever marked fresh"
+    ))]
     Write { path: PathBuf, source: io::Error },
     #[diagnostic(help("upgrade flow; this project's state was written by a newer version"))]
     #[error(
@@ -203,10 +206,7 @@ impl Journal {
 
     /// Rewrites the journal to the live entries `live` computes from the current ones, under
     /// the commit lock so no other process's append is lost. Atomic: temp file + rename.
-    pub fn compact(
-        &self,
-        live: impl FnOnce(Vec<Entry>) -> Vec<Entry>,
-    ) -> Result<(), JournalError> {
+    pub fn compact(&self, live: impl FnOnce(Vec<Entry>) -> Vec<Entry>) -> Result<(), JournalError> {
         let _lock = self.lock().map_err(|source| self.write_err(source))?;
         let report = self.load()?;
         let entries = live(report.entries);

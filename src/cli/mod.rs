@@ -13,6 +13,7 @@ use flow_engine::yaml::Source;
 
 mod exit_codes;
 mod explain;
+mod gc;
 mod graph;
 mod logs;
 mod reporter;
@@ -49,6 +50,17 @@ enum Command {
         workflow: PathBuf,
         #[arg(long, value_enum, default_value_t = graph::Format::Text)]
         format: graph::Format,
+    },
+    /// Drop state (records, cached digests, logs) that no workflow reaches any more.
+    Gc {
+        /// Workflows whose state to keep (default: every file in `workflows/`).
+        workflows: Vec<PathBuf>,
+        /// Show what would be dropped; change nothing.
+        #[arg(short = 'n', long = "dry-run")]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a node's stdout/stderr.
     Logs {
@@ -112,6 +124,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Graph { workflow, format } => {
             graph::graph(cli.project.as_deref(), &workflow, format)
         }
+        Command::Gc {
+            workflows,
+            dry_run,
+            json,
+        } => gc::gc(cli.project.as_deref(), &workflows, dry_run, json),
         Command::Logs {
             node,
             workflow,
