@@ -62,7 +62,10 @@ impl Claims {
     /// The pid written by the current or last holder of `id`.
     pub fn holder(&self, id: &str) -> Option<u32> {
         let mut s = String::new();
-        File::open(self.path(id)).ok()?.read_to_string(&mut s).ok()?;
+        File::open(self.path(id))
+            .ok()?
+            .read_to_string(&mut s)
+            .ok()?;
         s.trim().parse().ok()
     }
 
