@@ -165,3 +165,33 @@ fn node_commands_get_their_identity_in_the_environment() {
     p.run(&[]);
     assert_eq!(p.read("env.txt"), "e[lr=1.0e-4] 1 64\n");
 }
+
+#[test]
+fn a_gather_over_thousands_of_outputs_runs_despite_the_argument_limit() {
+    let p = TestProject::new();
+    let values: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    p.workflow(&format!(
+        "nodes:\n  n:\n    matrix: {{i: [{}]}}\n    run: 'echo {{i}} > {{outputs.0}}'\n    outputs: ['out/a-rather-long-directory-name-to-make-the-command-long/{{i}}.txt']\n  all:\n    gather: [n]\n    run: 'cat {{gather.n}} | wc -l > {{outputs.0}}'\n    outputs: [all.txt]\n",
+        values.join(", ")
+    ));
+    let (s, code) = p.run(&["-j", "2"]);
+    assert_eq!(code, 0, "{:?}", s.failed);
+    assert_eq!(p.read("all.txt").trim(), "3000");
+}
+
+#[test]
+fn a_closed_stdout_ends_flow_quietly() {
+    let p = TestProject::new();
+    p.workflow("nodes:\n  n:\n    matrix: {i: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n    run: 'true'\n");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} run workflows/w.yaml -n | head -1",
+            assert_cmd::cargo::cargo_bin("flow").display()
+        ))
+        .current_dir(p.root())
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1);
+}

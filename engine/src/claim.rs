@@ -14,10 +14,20 @@ pub struct Claims {
     dir: PathBuf,
 }
 
-/// A held claim; dropping it releases the node.
+/// A held claim; dropping it removes the claim file and releases the node.
 #[derive(Debug)]
 pub struct Claim {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Unlink while still locked: a waiter that locks the old inode afterwards sees it is
+        // no longer the file at `path` and retries on a fresh one (see `acquired`).
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
 }
 
 impl Claims {
@@ -44,19 +54,48 @@ impl Claims {
 
     /// Claims `id` if no other process holds it.
     pub fn try_claim(&self, id: &str) -> io::Result<Option<Claim>> {
-        let file = self.open(id)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Self::stamp(file)?)),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        loop {
+            let file = self.open(id)?;
+            match file.try_lock() {
+                Ok(()) => {
+                    if let Some(claim) = self.acquired(id, file)? {
+                        return Ok(Some(claim));
+                    }
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
         }
     }
 
     /// Waits until `id` is free, then claims it. Blocking: run it off the async threads.
     pub fn claim_blocking(&self, id: &str) -> io::Result<Claim> {
-        let file = self.open(id)?;
-        file.lock()?;
-        Self::stamp(file)
+        loop {
+            let file = self.open(id)?;
+            file.lock()?;
+            if let Some(claim) = self.acquired(id, file)? {
+                return Ok(claim);
+            }
+        }
+    }
+
+    /// A lock is a claim only if its file is still the one at the path (the previous holder
+    /// may have removed it between our open and our lock).
+    fn acquired(&self, id: &str, mut file: File) -> io::Result<Option<Claim>> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.path(id);
+        let current = match std::fs::metadata(&path) {
+            Ok(m) => m.ino(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if file.metadata()?.ino() != current {
+            return Ok(None);
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        Ok(Some(Claim { file, path }))
     }
 
     /// The pid written by the current or last holder of `id`.
@@ -67,13 +106,6 @@ impl Claims {
             .read_to_string(&mut s)
             .ok()?;
         s.trim().parse().ok()
-    }
-
-    fn stamp(mut file: File) -> io::Result<Claim> {
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "{}", std::process::id())?;
-        Ok(Claim { _file: file })
     }
 }
 
@@ -91,5 +123,12 @@ mod tests {
         assert_eq!(claims.holder("train[lr=1]"), Some(std::process::id()));
         drop(held);
         assert!(claims.try_claim("train[lr=1]").unwrap().is_some());
+        assert!(
+            std::fs::read_dir(dir.path().join("claims"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "released claims leave no files behind"
+        );
     }
 }

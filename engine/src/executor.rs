@@ -7,6 +7,9 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
+/// Longest command passed to `sh -c` directly.
+const MAX_INLINE_COMMAND: usize = 64 * 1024;
+
 /// One command to run for one instance.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -75,9 +78,18 @@ impl Executor for LocalExecutor {
                 Err(e) => return failed(format!("cannot open {}: {e}", job.log.display())),
             };
             let mut cmd = tokio::process::Command::new("sh");
-            cmd.arg("-c")
-                .arg(&job.command)
-                .current_dir(&job.cwd)
+            // Linux refuses a single argument over 128 KiB (a gather over thousands of
+            // outputs): such commands run from a script file next to the log instead.
+            if job.command.len() > MAX_INLINE_COMMAND {
+                let script = job.log.with_extension("sh");
+                if let Err(e) = std::fs::write(&script, &job.command) {
+                    return failed(format!("cannot write {}: {e}", script.display()));
+                }
+                cmd.arg(script);
+            } else {
+                cmd.arg("-c").arg(&job.command);
+            }
+            cmd.current_dir(&job.cwd)
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log2)

@@ -36,16 +36,12 @@ pub fn collect(entries: Vec<Entry>, reachable: &HashSet<String>) -> (Vec<Entry>,
     for id in &dropped {
         state.nodes.remove(id);
     }
-    let mentioned: HashSet<&str> = state
-        .nodes
-        .values()
-        .flat_map(|r| {
-            r.manifest
-                .inputs
-                .keys()
-                .chain(r.outputs.keys())
-                .map(String::as_str)
-        })
+    let manifests: Vec<_> = state.nodes.values().map(|r| r.manifest.parse()).collect();
+    let mentioned: HashSet<&str> = manifests
+        .iter()
+        .flat_map(|m| m.inputs.keys())
+        .chain(state.nodes.values().flat_map(|r| r.outputs.keys()))
+        .map(String::as_str)
         .collect();
     let before = state.files.len();
     // Files inside output directories are cached under their own paths.
@@ -78,7 +74,7 @@ mod tests {
             error: None,
             started_at: 0,
             duration_ms: 0,
-            manifest,
+            manifest: crate::key::StoredManifest::new(&manifest),
             outputs: [(format!("out/{id}"), "o".to_string())].into(),
         })
     }

@@ -118,6 +118,20 @@ impl Graph {
         0..self.nodes.len()
     }
 
+    /// Runs of instances of one node, upstream nodes first: no instance depends on another
+    /// of its own run, so each run can be processed in parallel.
+    pub fn groups(&self) -> Vec<std::ops::Range<NodeId>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 1..=self.nodes.len() {
+            if i == self.nodes.len() || self.nodes[i].spec != self.nodes[start].spec {
+                out.push(start..i);
+                start = i;
+            }
+        }
+        out
+    }
+
     /// Every instance `ids` depend on, transitively, plus `ids` themselves.
     pub fn with_ancestors(&self, ids: &[NodeId]) -> Vec<bool> {
         let mut keep = vec![false; self.nodes.len()];
@@ -431,11 +445,22 @@ impl<'a> Builder<'a> {
             ));
         }
         let names = self.display_names(combined[0].0.iter().map(|&(a, _)| a).collect());
-        for (assign, deps) in combined {
+        // Instances of one node are independent: render them on every core.
+        let built: Vec<(Instance, Assignment)> = {
+            use rayon::prelude::*;
+            let this = &*self;
+            combined
+                .into_par_iter()
+                .map(|(assign, deps)| {
+                    this.instantiate(idx, &assign, &names, deps)
+                        .map(|inst| (inst, sorted(assign)))
+                })
+                .collect::<Result<_, SpecError>>()?
+        };
+        for (instance, assign) in built {
             let id = self.nodes.len();
-            let instance = self.instantiate(idx, &assign, &names, deps)?;
             self.nodes.push(instance);
-            self.assignments.push(sorted(assign));
+            self.assignments.push(assign);
             self.instances_of[idx].push(id);
         }
         Ok(())

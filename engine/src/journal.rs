@@ -9,8 +9,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::state::{FileRecord, NodeRecord};
 
 /// The journal format this build writes; newer ones are refused, not misread.
@@ -18,8 +16,7 @@ pub const JOURNAL_VERSION: u32 = 1;
 const MAGIC: &str = "flow-journal";
 
 /// One line of the journal.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Entry {
     Node(NodeRecord),
     File(FileRecord),
@@ -256,24 +253,41 @@ impl Journal {
 }
 
 fn encode_line(entry: &Entry, out: &mut Vec<u8>) {
-    let json = serde_json::to_vec(entry).expect("entries always serialize");
-    let crc = crc32fast::hash(&json);
+    // `crc tag json`: the tag picks the record type, so a line deserializes straight into
+    // its struct (an internally tagged enum would buffer every value first).
+    let mut body = Vec::with_capacity(256);
+    match entry {
+        Entry::Node(r) => {
+            body.extend_from_slice(b"N ");
+            serde_json::to_writer(&mut body, r).expect("records serialize");
+        }
+        Entry::File(r) => {
+            body.extend_from_slice(b"F ");
+            serde_json::to_writer(&mut body, r).expect("records serialize");
+        }
+    }
+    let crc = crc32fast::hash(&body);
     out.extend_from_slice(format!("{crc:08x} ").as_bytes());
-    out.extend_from_slice(&json);
+    out.extend_from_slice(&body);
     out.push(b'\n');
 }
 
 fn parse_line(line: &[u8]) -> Option<Entry> {
     let line = line.strip_suffix(b"\n")?;
-    if line.len() < 10 || line[8] != b' ' {
+    if line.len() < 12 || line[8] != b' ' || line[10] != b' ' {
         return None;
     }
     let crc = u32::from_str_radix(std::str::from_utf8(&line[..8]).ok()?, 16).ok()?;
-    let json = &line[9..];
-    if crc32fast::hash(json) != crc {
+    let body = &line[9..];
+    if crc32fast::hash(body) != crc {
         return None;
     }
-    serde_json::from_slice(json).ok()
+    let json = &body[2..];
+    match body[0] {
+        b'N' => serde_json::from_slice(json).ok().map(Entry::Node),
+        b'F' => serde_json::from_slice(json).ok().map(Entry::File),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,23 @@ pub struct Manifest {
     pub upstream: BTreeMap<String, BTreeMap<String, Digest>>,
 }
 
+/// A manifest as stored with a record: kept as raw JSON and parsed only when a changed key
+/// must be explained, so loading the state of a big sweep does not parse every manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredManifest(Box<serde_json::value::RawValue>);
+
+impl StoredManifest {
+    pub fn new(manifest: &Manifest) -> Self {
+        StoredManifest(serde_json::value::to_raw_value(manifest).expect("manifests serialize"))
+    }
+
+    /// The manifest; an unreadable one reads as empty, which explains as "everything changed".
+    pub fn parse(&self) -> Manifest {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
 /// The hashed form: the manifest without display text, with the format version.
 #[derive(Serialize)]
 struct KeyInput<'a> {
@@ -76,9 +93,9 @@ impl Manifest {
             inputs: &self.inputs,
             upstream: &self.upstream,
         };
-        let mut hasher = blake3::Hasher::new();
-        serde_json::to_writer(&mut hasher, &input).expect("hashing never fails");
-        hasher.finalize().to_hex().to_string()
+        // One buffer, one hash call: feeding blake3 serde's many tiny writes costs more.
+        let bytes = serde_json::to_vec(&input).expect("manifests serialize");
+        blake3::hash(&bytes).to_hex().to_string()
     }
 }
 

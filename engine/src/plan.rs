@@ -238,11 +238,12 @@ pub fn reasons(
         }]);
     }
     if current.key() != record.key {
-        let diff = diff(&record.manifest, current);
+        let old = record.manifest.parse();
+        let diff = diff(&old, current);
         // A key can differ in ways the manifest does not show (a new key format).
         return Ok(if diff.is_empty() {
             vec![Reason::TaskChanged {
-                old: format!("{} (key format)", record.manifest.task),
+                old: format!("{} (key format)", old.task),
                 new: current.task.clone(),
             }]
         } else {
@@ -337,7 +338,8 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<Reason> {
     out
 }
 
-/// Plans the selected instances (`selected[i]`), forcing those in `forced`.
+/// Plans the selected instances (`selected[i]`), forcing those in `forced`. Instances of one
+/// node never depend on each other, so each node's instances are planned in parallel.
 pub fn plan(
     graph: &Graph,
     state: &State,
@@ -345,43 +347,58 @@ pub fn plan(
     selected: &[bool],
     forced: &[bool],
 ) -> io::Result<Plan> {
+    use rayon::prelude::*;
     let mut decisions: Vec<Option<Decision>> = vec![None; graph.nodes.len()];
-    for id in graph.topo_order() {
-        if !selected[id] {
-            continue;
+    for group in graph.groups() {
+        let decided: Vec<(NodeId, Decision)> = group
+            .into_par_iter()
+            .filter(|&id| selected[id])
+            .map(|id| decide(graph, id, state, digester, &decisions, forced[id]).map(|d| (id, d)))
+            .collect::<io::Result<_>>()?;
+        for (id, d) in decided {
+            decisions[id] = Some(d);
         }
-        let inst = &graph.nodes[id];
-        let stale_ups: Vec<String> = inst
-            .deps
-            .iter()
-            .filter(|&&d| decisions[d].as_ref().is_some_and(Decision::is_stale))
-            .map(|&d| graph.nodes[d].id.clone())
-            .collect();
-        let mut reasons_now = Vec::new();
-        if forced[id] {
-            reasons_now.push(Reason::Forced);
-        }
-        if !stale_ups.is_empty() {
-            if !state.nodes.contains_key(&inst.id) {
-                reasons_now.push(Reason::New);
-            }
-            reasons_now.push(Reason::UpstreamStale {
-                upstream: stale_ups,
-            });
-        } else {
-            let m = manifest(graph, id, state, digester)?;
-            let r = reasons(graph, id, &m, state.nodes.get(&inst.id), digester)?;
-            reasons_now.extend(r);
-        }
-        decisions[id] = Some(if reasons_now.is_empty() {
-            Decision::Fresh
-        } else {
-            Decision::Stale {
-                reasons: reasons_now,
-            }
-        });
     }
     Ok(Plan { decisions })
+}
+
+fn decide(
+    graph: &Graph,
+    id: NodeId,
+    state: &State,
+    digester: &Digester<'_>,
+    decisions: &[Option<Decision>],
+    forced: bool,
+) -> io::Result<Decision> {
+    let inst = &graph.nodes[id];
+    let stale_ups: Vec<String> = inst
+        .deps
+        .iter()
+        .filter(|&&d| decisions[d].as_ref().is_some_and(Decision::is_stale))
+        .map(|&d| graph.nodes[d].id.clone())
+        .collect();
+    let mut reasons_now = Vec::new();
+    if forced {
+        reasons_now.push(Reason::Forced);
+    }
+    if !stale_ups.is_empty() {
+        if !state.nodes.contains_key(&inst.id) {
+            reasons_now.push(Reason::New);
+        }
+        reasons_now.push(Reason::UpstreamStale {
+            upstream: stale_ups,
+        });
+    } else {
+        let m = manifest(graph, id, state, digester)?;
+        reasons_now.extend(reasons(graph, id, &m, state.nodes.get(&inst.id), digester)?);
+    }
+    Ok(if reasons_now.is_empty() {
+        Decision::Fresh
+    } else {
+        Decision::Stale {
+            reasons: reasons_now,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -461,7 +478,7 @@ mod tests {
                 error: None,
                 started_at: 0,
                 duration_ms: 0,
-                manifest: m,
+                manifest: crate::key::StoredManifest::new(&m),
                 outputs,
             };
             state.nodes.insert(rec.id.clone(), rec);

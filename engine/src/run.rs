@@ -328,7 +328,7 @@ pub async fn execute(
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             duration_ms: duration.as_millis() as u64,
-            manifest,
+            manifest: crate::key::StoredManifest::new(&manifest),
             outputs: BTreeMap::new(),
         };
         let mut why = None;

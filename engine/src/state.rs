@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::disk::{Digest, FileMeta};
 use crate::journal::{Entry, Journal, JournalError, LoadReport};
-use crate::key::Manifest;
+use crate::key::StoredManifest;
 
 /// How a recorded run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub struct NodeRecord {
     /// Unix seconds.
     pub started_at: u64,
     pub duration_ms: u64,
-    pub manifest: Manifest,
+    pub manifest: StoredManifest,
     /// Output path -> digest; complete for `Ok` records.
     pub outputs: BTreeMap<String, Digest>,
 }

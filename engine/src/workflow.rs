@@ -460,9 +460,12 @@ fn parse_matrix(src: &Source, node: &Yaml) -> Result<Vec<Axis>, SpecError> {
             ));
         }
         let mut values: Vec<MatrixValue> = Vec::new();
+        // Canonical form -> index, so duplicate detection stays linear for big sweeps.
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
         for item in items {
             let value = scalar_value(src, item, &format!("matrix.{key}"))?;
-            if let Some(first) = values.iter().find(|v| v.value == value.value) {
+            let canonical = serde_json::to_string(&value.value).unwrap_or_default();
+            if let Some(first) = seen.get(&canonical).map(|&i| &values[i]) {
                 return Err(SpecError::at(
                     src,
                     item.span,
@@ -474,6 +477,7 @@ fn parse_matrix(src: &Source, node: &Yaml) -> Result<Vec<Axis>, SpecError> {
                 )
                 .with_label(first.span, "same value here"));
             }
+            seen.insert(canonical, values.len());
             values.push(value);
         }
         axes.push(Axis {

@@ -28,7 +28,7 @@ pub fn explain(project: Option<&Path>, workflow: &Path, node: &str, json: bool) 
         // Own changes, even when an upstream re-runs first.
         let own = match plan::manifest(&graph, id, &state, &digester) {
             Ok(m) => match record {
-                Some(r) => (m.key(), plan::diff(&r.manifest, &m)),
+                Some(r) => (m.key(), plan::diff(&r.manifest.parse(), &m)),
                 None => (m.key(), Vec::new()),
             },
             Err(_) => (String::new(), Vec::new()),

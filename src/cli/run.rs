@@ -47,7 +47,21 @@ pub struct RunArgs {
 
 pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     let project = open_project(project, Some(&args.workflow))?;
-    let graph = load_graph(&project, &args.workflow)?;
+    let cache = project.cache_dir();
+    // The workflow and the journal are independent: read them on both cores at once.
+    let (graph, state) = std::thread::scope(|scope| {
+        let state = scope.spawn(|| {
+            if args.dry_run {
+                State::peek(&cache)
+            } else {
+                State::load(&cache)
+            }
+        });
+        let graph = load_graph(&project, &args.workflow);
+        (graph, state.join().expect("state loader does not panic"))
+    });
+    let graph = graph?;
+    let mut state = state.map_err(Failure::internal)?;
     let executor = args
         .executor
         .map(|e| match e {
@@ -79,10 +93,8 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
         forced[id] = true;
     }
 
-    let cache = project.cache_dir();
     let disk = RealDisk::new(&project.root);
     if args.dry_run {
-        let state = State::peek(&cache).map_err(Failure::internal)?;
         let digester = Digester::new(&disk, &state.files);
         let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
             .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
@@ -93,7 +105,6 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     std::fs::create_dir_all(&cache).map_err(|e| {
         Failure::internal(miette::miette!("cannot create {}: {e}", cache.display()))
     })?;
-    let mut state = State::load(&cache).map_err(Failure::internal)?;
     if state.dropped > 0 {
         eprintln!(
             "warning: dropped {} torn or corrupt journal line(s) from {}; the nodes they recorded will re-run",
