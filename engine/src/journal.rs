@@ -60,6 +60,20 @@ pub struct LoadReport {
 pub struct Journal {
     path: PathBuf,
     lock_path: PathBuf,
+    lock_file: std::sync::Mutex<Option<File>>,
+}
+
+/// Holds the commit lock (and this process's lock-file slot) until dropped.
+struct LockGuard<'a> {
+    slot: std::sync::MutexGuard<'a, Option<File>>,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.slot.as_ref() {
+            let _ = f.unlock();
+        }
+    }
 }
 
 impl Journal {
@@ -67,6 +81,7 @@ impl Journal {
         Journal {
             path: cache_dir.join("journal"),
             lock_path: cache_dir.join("journal.lock"),
+            lock_file: std::sync::Mutex::new(None),
         }
     }
 
@@ -157,11 +172,9 @@ impl Journal {
         Ok(report)
     }
 
-    /// Appends entries with one write, under the commit lock.
-    pub fn append(&self, entries: &[Entry]) -> Result<(), JournalError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
+    /// Appends entries with one write, under the commit lock. Returns the byte range the
+    /// journal grew by, so a reader can skip re-reading its own entries.
+    pub fn append(&self, entries: &[Entry]) -> Result<std::ops::Range<u64>, JournalError> {
         let write_err = |source| JournalError::Write {
             path: self.path.clone(),
             source,
@@ -169,6 +182,9 @@ impl Journal {
         let mut buf = Vec::with_capacity(256 * entries.len());
         for e in entries {
             encode_line(e, &mut buf);
+        }
+        if buf.is_empty() {
+            return Ok(0..0);
         }
         let _lock = self.lock().map_err(write_err)?;
         let mut file = OpenOptions::new()
@@ -182,7 +198,8 @@ impl Journal {
             with_header.extend_from_slice(&buf);
             buf = with_header;
         }
-        file.write_all(&buf).map_err(write_err)
+        file.write_all(&buf).map_err(write_err)?;
+        Ok(len..len + buf.len() as u64)
     }
 
     /// Cuts a torn tail so later appends start on a fresh line. Re-reads under the commit
@@ -238,17 +255,24 @@ impl Journal {
         }
     }
 
-    fn lock(&self) -> io::Result<File> {
-        if let Some(dir) = self.lock_path.parent() {
-            std::fs::create_dir_all(dir)?;
+    /// The short commit lock. The lock file stays open for the journal's lifetime; each
+    /// call locks it and the guard unlocks on drop.
+    fn lock(&self) -> io::Result<LockGuard<'_>> {
+        let mut slot = self.lock_file.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            if let Some(dir) = self.lock_path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            *slot = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&self.lock_path)?,
+            );
         }
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)?;
-        f.lock()?;
-        Ok(f)
+        slot.as_ref().expect("just opened").lock()?;
+        Ok(LockGuard { slot })
     }
 }
 

@@ -36,7 +36,6 @@ pub enum RunEvent {
     /// Another flow process is running this node; this run waits for it.
     Waiting {
         id: String,
-        pid: Option<u32>,
     },
     Succeeded {
         id: String,
@@ -132,7 +131,7 @@ pub async fn execute(
 ) -> Result<RunSummary, RunError> {
     let cache = project.cache_dir();
     let journal = Journal::new(&cache);
-    let claims = Claims::new(&cache);
+    let claims = Claims::open(&cache).map_err(|e| RunError::Claim("(claims file)".into(), e))?;
     let want: Vec<bool> = plan
         .decisions
         .iter()
@@ -177,7 +176,6 @@ pub async fn execute(
                 Ok(None) => {
                     reporter.event(RunEvent::Waiting {
                         id: inst.id.clone(),
-                        pid: claims.holder(&inst.id),
                     });
                     let claims = claims.clone();
                     let name = inst.id.clone();
@@ -364,7 +362,8 @@ pub async fn execute(
         }
         let mut entries: Vec<Entry> = digester.take_new().into_iter().map(Entry::File).collect();
         entries.push(Entry::Node(record.clone()));
-        journal.append(&entries)?;
+        let appended = journal.append(&entries)?;
+        state.skip_own(appended);
         held.remove(&id);
         let ok = record.status == RunStatus::Ok;
         state.nodes.insert(record.id.clone(), record);

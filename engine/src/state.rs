@@ -139,6 +139,14 @@ impl State {
         }
     }
 
+    /// Moves the read position past entries this process appended itself, when nobody
+    /// else appended in between, so [`State::refresh`] does not read them back.
+    pub fn skip_own(&mut self, appended: std::ops::Range<u64>) {
+        if appended.start == self.offset && appended.start < appended.end {
+            self.offset = appended.end;
+        }
+    }
+
     pub fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::Node(r) => {

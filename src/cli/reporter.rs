@@ -49,10 +49,9 @@ impl Reporter for ConsoleReporter {
     fn event(&mut self, event: RunEvent) {
         match event {
             RunEvent::Started { .. } => {}
-            RunEvent::Waiting { id, pid } => {
-                let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            RunEvent::Waiting { id } => {
                 self.line(format!(
-                    "  waiting {id}: another flow process{who} is running it"
+                    "  waiting {id}: another flow process is running it"
                 ));
             }
             RunEvent::Succeeded { id, duration } => {
