@@ -203,6 +203,7 @@ pub async fn execute(
                     plan::reasons(graph, id, &manifest, state.nodes.get(&inst.id), digester)
                         .map_err(|e| digest_err(&inst.id, e))?;
                 if reasons.is_empty() {
+                    tracing::debug!(node = %inst.id, "fresh after its upstreams ran");
                     sched.finish(id, Outcome::UpToDate);
                     done += 1;
                     progressed = true;
@@ -252,6 +253,7 @@ pub async fn execute(
             };
             manifests.insert(id, manifest);
             held.insert(id, claim);
+            tracing::debug!(node = %inst.id, command = %job.command, "starting");
             reporter.event(RunEvent::Started {
                 id: inst.id.clone(),
             });
@@ -362,6 +364,7 @@ pub async fn execute(
         }
         let mut entries: Vec<Entry> = digester.take_new().into_iter().map(Entry::File).collect();
         entries.push(Entry::Node(record.clone()));
+        tracing::debug!(node = %inst.id, status = ?record.status, exit = ?result.exit_code, ms = record.duration_ms, "finished");
         let appended = journal.append(&entries)?;
         state.skip_own(appended);
         held.remove(&id);

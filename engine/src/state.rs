@@ -70,6 +70,12 @@ impl State {
         }
         let mut state = State::from_report(report);
         let live = state.nodes.len() + state.files.len();
+        tracing::debug!(
+            entries = state.journal_entries,
+            live,
+            dropped = state.dropped,
+            "journal loaded"
+        );
         if state.journal_entries > 2 * live + 1000 {
             journal.compact(|entries| {
                 let mut fresh = State::default();
