@@ -36,6 +36,7 @@ pub fn collect(entries: Vec<Entry>, reachable: &HashSet<String>) -> (Vec<Entry>,
     for id in &dropped {
         state.nodes.remove(id);
     }
+    state.jobs.retain(|id, _| reachable.contains(id));
     let manifests: Vec<_> = state.nodes.values().map(|r| r.manifest.parse()).collect();
     let mentioned: HashSet<&str> = manifests
         .iter()

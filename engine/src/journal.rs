@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::state::{FileRecord, NodeRecord};
+use crate::state::{FileRecord, JobRecord, NodeRecord};
 
 /// The journal format this build writes; newer ones are refused, not misread.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -20,6 +20,7 @@ const MAGIC: &str = "flow-journal";
 pub enum Entry {
     Node(NodeRecord),
     File(FileRecord),
+    Job(JobRecord),
 }
 
 /// Failures reading or writing the journal.
@@ -289,6 +290,10 @@ fn encode_line(entry: &Entry, out: &mut Vec<u8>) {
             body.extend_from_slice(b"F ");
             serde_json::to_writer(&mut body, r).expect("records serialize");
         }
+        Entry::Job(r) => {
+            body.extend_from_slice(b"J ");
+            serde_json::to_writer(&mut body, r).expect("records serialize");
+        }
     }
     let crc = crc32fast::hash(&body);
     out.extend_from_slice(format!("{crc:08x} ").as_bytes());
@@ -310,6 +315,7 @@ fn parse_line(line: &[u8]) -> Option<Entry> {
     match body[0] {
         b'N' => serde_json::from_slice(json).ok().map(Entry::Node),
         b'F' => serde_json::from_slice(json).ok().map(Entry::File),
+        b'J' => serde_json::from_slice(json).ok().map(Entry::Job),
         _ => None,
     }
 }

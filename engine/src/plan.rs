@@ -70,6 +70,10 @@ pub enum Reason {
     OutputMissing {
         path: String,
     },
+    /// A SLURM job for it is in flight; it is neither run nor submitted again.
+    InFlight {
+        job: String,
+    },
     OutputModified {
         path: String,
     },
@@ -135,6 +139,7 @@ impl std::fmt::Display for Reason {
                 write!(f, "upstream will run first: {}", list(upstream))
             }
             Reason::OutputMissing { path } => write!(f, "output missing: {path}"),
+            Reason::InFlight { job } => write!(f, "in flight on SLURM as job {job}"),
             Reason::OutputModified { path } => {
                 write!(f, "output modified since it was recorded: {path}")
             }
@@ -161,6 +166,11 @@ pub enum Decision {
 impl Decision {
     pub fn is_stale(&self) -> bool {
         matches!(self, Decision::Stale { .. })
+    }
+
+    /// True when a SLURM job for the instance is in flight.
+    pub fn in_flight(&self) -> bool {
+        matches!(self, Decision::Stale { reasons } if reasons.iter().any(|r| matches!(r, Reason::InFlight { .. })))
     }
 }
 
@@ -378,6 +388,16 @@ fn decide(
         .map(|&d| graph.nodes[d].id.clone())
         .collect();
     let mut reasons_now = Vec::new();
+    if let Some(job) = state.jobs.get(&inst.id) {
+        return Ok(Decision::Stale {
+            reasons: vec![Reason::InFlight {
+                job: job
+                    .job
+                    .clone()
+                    .unwrap_or_else(|| format!("{} (unconfirmed)", job.job_name)),
+            }],
+        });
+    }
     if forced {
         reasons_now.push(Reason::Forced);
     }

@@ -1,6 +1,5 @@
 //! The project: its root directory, its `.cache/`, and `configs/flow.yaml`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::SpecError;
@@ -9,15 +8,6 @@ use crate::workflow::EXECUTORS;
 use crate::yaml::{self, Source};
 
 const SETTINGS_KEYS: &[&str] = &["executor", "jobs", "gpus", "slurm"];
-const SLURM_KEYS: &[&str] = &[
-    "account",
-    "partition",
-    "qos",
-    "preamble",
-    "max_array_size",
-    "mail_user",
-    "mail_type",
-];
 
 /// Project-wide settings from `configs/flow.yaml`.
 #[derive(Debug, Clone, Default)]
@@ -25,8 +15,8 @@ pub struct Settings {
     pub executor: Option<String>,
     pub jobs: Option<u32>,
     pub gpus: Option<u32>,
-    /// SLURM defaults, read by the SLURM executor.
-    pub slurm: BTreeMap<String, String>,
+    /// Project-wide SLURM defaults, the lowest layer under the workflow's and nodes'.
+    pub slurm: crate::slurm_config::SlurmSection,
 }
 
 /// A located project.
@@ -121,15 +111,10 @@ fn parse_settings(source: Source) -> Result<Settings, SpecError> {
             crate::diagnostic::choices_help(e, EXECUTORS),
         ));
     }
-    let mut slurm = BTreeMap::new();
-    if let Some(s) = f.get("slurm") {
-        let sf = Fields::new(&source, s, "slurm", SLURM_KEYS)?;
-        for key in SLURM_KEYS {
-            if let Some((v, _)) = sf.string(key)? {
-                slurm.insert(key.to_string(), v);
-            }
-        }
-    }
+    let slurm = match f.get("slurm") {
+        Some(s) => crate::slurm_config::read_section(&source, s, "slurm")?,
+        None => Default::default(),
+    };
     Ok(Settings {
         executor: executor.map(|(e, _)| e),
         jobs: f.u32("jobs")?.map(|(n, _)| n),

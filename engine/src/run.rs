@@ -132,14 +132,32 @@ pub async fn execute(
     let cache = project.cache_dir();
     let journal = Journal::new(&cache);
     let claims = Claims::open(&cache).map_err(|e| RunError::Claim("(claims file)".into(), e))?;
-    let want: Vec<bool> = plan
+    let mut want: Vec<bool> = plan
         .decisions
         .iter()
         .map(|d| d.as_ref().is_some_and(|d| d.is_stale()))
         .collect();
+    // Instances with a SLURM job in flight, and what needs them, wait for that job.
+    let mut summary = RunSummary::default();
+    let mut blocked = vec![false; graph.nodes.len()];
+    for id in graph.topo_order() {
+        let in_flight = plan.decisions[id].as_ref().is_some_and(|d| d.in_flight());
+        if want[id] && (in_flight || graph.nodes[id].deps.iter().any(|&d| blocked[d])) {
+            blocked[id] = true;
+            want[id] = false;
+            summary.skipped.push(graph.nodes[id].id.clone());
+            reporter.event(RunEvent::Skipped {
+                id: graph.nodes[id].id.clone(),
+                because: if in_flight {
+                    "its SLURM job is still in flight".into()
+                } else {
+                    "an upstream SLURM job is still in flight".into()
+                },
+            });
+        }
+    }
     let total = want.iter().filter(|w| **w).count();
     let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
-    let mut summary = RunSummary::default();
     let mut background: JoinSet<Finished> = JoinSet::new();
     let mut manifests: BTreeMap<NodeId, crate::key::Manifest> = BTreeMap::new();
     let mut held: HashMap<NodeId, Claim> = HashMap::new();

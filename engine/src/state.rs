@@ -37,6 +37,38 @@ pub struct NodeRecord {
     pub outputs: BTreeMap<String, Digest>,
 }
 
+/// Where a SLURM submission of one instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPhase {
+    /// Recorded (and synced) just before `sbatch`: if flow dies before the job id is
+    /// recorded, the next run looks the job up by name instead of submitting it again.
+    Intent,
+    /// `sbatch` answered with a job id.
+    Submitted,
+}
+
+/// A SLURM job running (or about to run) one instance; superseded by the instance's
+/// [`NodeRecord`] once reconciliation has seen the job end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub phase: JobPhase,
+    /// SLURM job name of the submission (unique per batch script).
+    pub job_name: String,
+    /// `123` or `123_4`; set once submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Key computed with upstream keys standing in for upstream outputs not yet produced.
+    pub provisional_key: String,
+    pub manifest: StoredManifest,
+    /// Project-relative paths of the batch script and this instance's exit marker.
+    pub script: String,
+    pub marker: String,
+    /// Unix seconds.
+    pub submitted_at: u64,
+}
+
 /// A cached digest, valid while the file's metadata is unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileRecord {
@@ -49,6 +81,8 @@ pub struct FileRecord {
 #[derive(Debug, Default)]
 pub struct State {
     pub nodes: HashMap<String, NodeRecord>,
+    /// Instances with a SLURM job in flight.
+    pub jobs: HashMap<String, JobRecord>,
     pub files: HashMap<String, FileRecord>,
     /// Entries in the journal, live or superseded; drives compaction.
     pub journal_entries: usize,
@@ -69,7 +103,7 @@ impl State {
             report = journal.repair()?;
         }
         let mut state = State::from_report(report);
-        let live = state.nodes.len() + state.files.len();
+        let live = state.nodes.len() + state.files.len() + state.jobs.len();
         tracing::debug!(
             entries = state.journal_entries,
             live,
@@ -156,7 +190,11 @@ impl State {
     pub fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::Node(r) => {
+                self.jobs.remove(&r.id);
                 self.nodes.insert(r.id.clone(), r);
+            }
+            Entry::Job(j) => {
+                self.jobs.insert(j.id.clone(), j);
             }
             Entry::File(f) => {
                 self.files.insert(f.path.clone(), f);
@@ -170,11 +208,15 @@ impl State {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let mut nodes: Vec<&NodeRecord> = self.nodes.values().collect();
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut jobs: Vec<&JobRecord> = self.jobs.values().collect();
+        jobs.sort_by(|a, b| a.id.cmp(&b.id));
+        // Jobs after nodes: a job in flight supersedes the instance's older record.
         files
             .into_iter()
             .cloned()
             .map(Entry::File)
             .chain(nodes.into_iter().cloned().map(Entry::Node))
+            .chain(jobs.into_iter().cloned().map(Entry::Job))
             .collect()
     }
 }

@@ -14,7 +14,7 @@ use crate::yaml::{self, Source, Span, Yaml, YamlKind};
 /// The workflow format version this build reads.
 pub const WORKFLOW_VERSION: u32 = 1;
 
-const TOP_KEYS: &[&str] = &["version", "description", "executor", "nodes"];
+const TOP_KEYS: &[&str] = &["version", "description", "executor", "slurm", "nodes"];
 const NODE_KEYS: &[&str] = &[
     "task",
     "description",
@@ -25,8 +25,8 @@ const NODE_KEYS: &[&str] = &[
     "needs",
     "gather",
     "resources",
+    "executor",
 ];
-const RESOURCE_KEYS: &[&str] = &["gpus"];
 /// Executors a workflow may name.
 pub const EXECUTORS: &[&str] = &["local", "slurm"];
 
@@ -78,6 +78,10 @@ pub struct NodeSpec {
     pub needs: Vec<NodeRef>,
     pub gather: Vec<NodeRef>,
     pub gpus: u32,
+    /// The node's SLURM request (`resources:`); `gpus` is also the local GPU slot count.
+    pub resources: crate::slurm::Resources,
+    /// `executor: local` keeps a cheap node on the submitting machine in SLURM runs.
+    pub executor: Option<String>,
     pub template: TaskTemplate,
 }
 
@@ -86,6 +90,9 @@ pub struct NodeSpec {
 pub struct WorkflowSpec {
     pub source: Source,
     pub executor: Option<(String, Span)>,
+    /// Workflow-wide SLURM settings (over `configs/flow.yaml`'s, under nodes' and the
+    /// command line's).
+    pub slurm: crate::slurm_config::SlurmSection,
     pub nodes: Vec<NodeSpec>,
 }
 
@@ -129,6 +136,10 @@ impl WorkflowSpec {
                 "define at least one node under `nodes:`",
             ));
         }
+        let slurm = match top.get("slurm") {
+            Some(v) => crate::slurm_config::read_section(src, v, "slurm")?,
+            None => Default::default(),
+        };
         let mut nodes = Vec::with_capacity(entries.len());
         for (key, body) in entries {
             nodes.push(parse_node(src, key, body, tasks)?);
@@ -136,6 +147,7 @@ impl WorkflowSpec {
         let spec = WorkflowSpec {
             source,
             executor,
+            slurm,
             nodes,
         };
         spec.check_references()?;
@@ -313,10 +325,17 @@ fn parse_node(
     };
     let needs = refs("needs")?;
     let gather = refs("gather")?;
-    let mut gpus = 0;
-    if let Some(r) = fields.get("resources") {
-        let res = Fields::new(src, r, "resources", RESOURCE_KEYS)?;
-        gpus = res.u32("gpus")?.map(|(n, _)| n).unwrap_or(0);
+    let resources = match fields.get("resources") {
+        Some(r) => {
+            let res = Fields::new(src, r, "resources", crate::slurm_config::RESOURCE_KEYS)?;
+            crate::slurm_config::read_resources(&res)?
+        }
+        None => crate::slurm::Resources::default(),
+    };
+    let gpus = resources.gpus.unwrap_or(0);
+    let executor = fields.string("executor")?;
+    if let Some((e, span)) = &executor {
+        check_choice(src, *span, "executor", e, EXECUTORS)?;
     }
     Ok(NodeSpec {
         name,
@@ -330,6 +349,8 @@ fn parse_node(
         needs,
         gather,
         gpus,
+        resources,
+        executor: executor.map(|(e, _)| e),
         template,
     })
 }

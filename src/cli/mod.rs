@@ -18,6 +18,7 @@ mod graph;
 mod logs;
 mod reporter;
 mod run;
+mod slurm;
 
 /// A content-hashed workflow engine for deep-learning experiments.
 #[derive(Debug, Parser)]
@@ -33,7 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build the DAG and run the stale nodes (`-n`: print the plan and run nothing).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Why a node is stale: the key-level diff against its last recorded run.
     Explain {
         /// Workflow file.
@@ -115,7 +116,7 @@ type CmdResult = Result<u8, Failure>;
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Run(args) => run::run(cli.project.as_deref(), args),
+        Command::Run(args) => run::run(cli.project.as_deref(), *args),
         Command::Explain {
             workflow,
             node,

@@ -43,6 +43,50 @@ pub struct RunArgs {
     /// Print the plan (with -n) or the run's summary as JSON.
     #[arg(long)]
     json: bool,
+    /// SLURM: stay, show progress and reconcile until every submitted job has ended
+    /// (default: submit and exit; a later `flow run` reconciles).
+    #[arg(long)]
+    wait: bool,
+    /// SLURM account (over the node's, the workflow's and configs/flow.yaml's).
+    #[arg(long, value_name = "A")]
+    account: Option<String>,
+    /// SLURM partition.
+    #[arg(long, value_name = "P")]
+    partition: Option<String>,
+    /// SLURM quality of service.
+    #[arg(long, value_name = "Q")]
+    qos: Option<String>,
+    /// SLURM time limit (`D-HH:MM:SS`, `HH:MM:SS` or minutes).
+    #[arg(long, value_name = "T")]
+    time: Option<String>,
+    /// Mail address for SLURM job notifications.
+    #[arg(long, value_name = "M")]
+    mail_user: Option<String>,
+    /// SLURM mail types, e.g. `END,FAIL`.
+    #[arg(long, value_name = "TYPES")]
+    mail_type: Option<String>,
+    /// At most this many tasks of one job array run at once (`--array=...%N`).
+    #[arg(long, value_name = "N")]
+    throttle: Option<u32>,
+}
+
+impl RunArgs {
+    /// The command line's SLURM layer, the highest.
+    fn slurm_layer(&self) -> flow_engine::slurm_config::SlurmSection {
+        flow_engine::slurm_config::SlurmSection {
+            resources: flow_engine::slurm::Resources {
+                account: self.account.clone(),
+                partition: self.partition.clone(),
+                qos: self.qos.clone(),
+                time: self.time.clone(),
+                mail_user: self.mail_user.clone(),
+                mail_type: self.mail_type.clone(),
+                ..Default::default()
+            },
+            throttle: self.throttle,
+            ..Default::default()
+        }
+    }
 }
 
 pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
@@ -71,13 +115,12 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
         .or(graph.spec.executor.as_ref().map(|(e, _)| e.as_str()))
         .or(project.settings.executor.as_deref())
         .unwrap_or("local");
-    if executor != "local" {
-        return Err(Failure::msg(
-            exit_codes::INVALID_INPUT,
-            format!(
-                "the `{executor}` executor is not available in this build yet; use --executor local"
-            ),
-        ));
+    let slurm = executor == "slurm";
+    if slurm {
+        args.slurm_layer()
+            .resources
+            .validate()
+            .map_err(Failure::invalid)?;
     }
     let targets = select(&graph, &args.targets)?;
     let forced_ids = select(&graph, &args.force)?;
@@ -114,8 +157,35 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     }
     let files = std::mem::take(&mut state.files);
     let digester = Digester::new(&disk, &files);
+    let slurm_cli = flow_engine::slurm::SystemSlurm::default();
+    let mut counts = super::slurm::Counts::default();
+    if !state.jobs.is_empty() {
+        super::slurm::reconcile_and_report(
+            &project,
+            &mut state,
+            &digester,
+            &slurm_cli,
+            &mut counts,
+            args.json,
+        )?;
+    }
     let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
         .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+    if slurm {
+        return super::slurm::run(super::slurm::SlurmRun {
+            project: &project,
+            graph: &graph,
+            plan,
+            state: &mut state,
+            digester: &digester,
+            cli: &slurm_cli,
+            command_line: args.slurm_layer(),
+            wait: args.wait,
+            json: args.json,
+            counts,
+            selected: &selected,
+        });
+    }
 
     let jobs = args
         .jobs

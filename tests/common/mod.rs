@@ -1,6 +1,8 @@
 //! A test project in a temp dir and the real `flow` binary run inside it.
 #![allow(dead_code)]
 
+pub mod slurm;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

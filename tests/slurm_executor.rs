@@ -1,0 +1,219 @@
+//! `flow run --executor slurm` against the real dev cluster: arrays, chunking, whole-DAG
+//! submission with dependencies, detached runs reconciled later, failures, mail, quoting.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestProject;
+use common::slurm::{Cluster, cluster};
+
+/// Runs `flow run workflows/w.yaml --executor slurm --json EXTRA...`; returns the JSON
+/// summary and the exit code.
+fn slurm_run(p: &TestProject, extra: &[&str]) -> (serde_json::Value, i32) {
+    let mut args = vec!["run", "workflows/w.yaml", "--executor", "slurm", "--json"];
+    args.extend_from_slice(extra);
+    let out = assert_cmd::Command::cargo_bin("flow")
+        .unwrap()
+        .current_dir(p.root())
+        .env("FLOW_SLURM_POLL_MAX_SECS", "1")
+        .args(&args)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let last = stdout.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no output; stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let v: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (v, out.status.code().unwrap_or(-1))
+}
+
+fn header(c: &Cluster) -> String {
+    format!(
+        "slurm:\n  partition: {}\n  account: {}\n  mem: 100M\n  time: \"5\"\n",
+        c.partition, c.account
+    )
+}
+
+fn sweep(c: &Cluster, n: usize, extra_slurm: &str) -> String {
+    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!(
+        "{}{extra_slurm}nodes:\n  train:\n    matrix: {{i: [{}]}}\n    run: 'if [ {{i}} = 3 ] && [ -e fail3 ]; then exit 1; fi; echo trained {{i}} > {{outputs.0}}'\n    outputs: ['out/train/{{i}}.txt']\n  metrics:\n    needs: [train]\n    run: 'wc -c < {{needs.train}} > {{outputs.0}}'\n    outputs: ['out/metrics/{{matrix.i}}.txt']\n  all:\n    gather: [metrics]\n    run: 'cat {{gather.metrics}} > {{outputs.0}}'\n    outputs: [out/all.txt]\n",
+        header(c),
+        values.join(", ")
+    )
+}
+
+#[test]
+fn an_array_of_twenty_is_one_sbatch_call_and_chunks_follow_max_array_size() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&sweep(c, 20, "  throttle: 4\n"));
+    let (v, code) = slurm_run(&p, &["--target", "train"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["sbatch_calls"], 1, "{v}");
+    assert_eq!(v["submitted"].as_array().unwrap().len(), 20);
+    let script = std::fs::read_dir(p.path(".cache/slurm"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("job.sh")).unwrap())
+        .next()
+        .unwrap();
+    assert!(script.contains("#SBATCH --array=0-19%4"), "{script}");
+    let (v, code) = slurm_run(&p, &["--wait", "--target", "train"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["sbatch_calls"], 0, "nothing submitted twice: {v}");
+
+    let q = TestProject::new();
+    q.workflow(&sweep(c, 20, "  max_array_size: 8\n"));
+    let (v, code) = slurm_run(&q, &["--target", "train"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["sbatch_calls"], 3,
+        "20 tasks in chunks of 8, 8 and 4: {v}"
+    );
+    let (_, code) = slurm_run(&q, &["--wait"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_chain_submitted_detached_is_reconciled_by_a_later_run() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&sweep(c, 5, ""));
+    let (v, code) = slurm_run(&p, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["sbatch_calls"], 3,
+        "train array, metrics array, gather: {v}"
+    );
+    assert_eq!(v["submitted"].as_array().unwrap().len(), 11);
+    // A later run waits for the jobs, records them, and submits nothing.
+    let (v, code) = slurm_run(&p, &["--wait"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["sbatch_calls"], 0, "{v}");
+    assert_eq!(v["completed"], 11, "{v}");
+    assert_eq!(p.read("out/all.txt").lines().count(), 5);
+    assert_eq!(
+        p.ran(&[]),
+        Vec::<String>::new(),
+        "everything is fresh, also locally"
+    );
+}
+
+#[test]
+fn a_failing_array_task_cancels_only_its_dependents() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&sweep(c, 5, ""));
+    p.write("fail3", "");
+    let (v, code) = slurm_run(&p, &["--wait"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["completed"], 8, "train 0,1,2,4 and their metrics: {v}");
+    assert_eq!(
+        v["failed"], 3,
+        "train[i=3], metrics[i=3] and the gather: {v}"
+    );
+    for i in [0, 1, 2, 4] {
+        assert!(p.path(&format!("out/metrics/{i}.txt")).exists());
+    }
+    let plan = common::stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
+    assert!(plan.contains("3 of 11 nodes would run"), "{plan}");
+    assert!(
+        plan.contains("SLURM job") && plan.contains("ended failed"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_second_run_during_flight_submits_nothing() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&format!(
+        "{}nodes:\n  slow:\n    run: 'while [ ! -e release ]; do sleep 0.1; done; echo done > {{outputs.0}}'\n    outputs: [slow.txt]\n",
+        header(c)
+    ));
+    let (v, _) = slurm_run(&p, &[]);
+    assert_eq!(v["sbatch_calls"], 1);
+    let (v, code) = slurm_run(&p, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["sbatch_calls"], 0, "{v}");
+    assert_eq!(v["in_flight"], serde_json::json!(["slow"]));
+    let plan = common::stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
+    assert!(plan.contains("in flight on SLURM as job"), "{plan}");
+    // A local run does not run it either.
+    let (s, _) = p.run(&[]);
+    assert_eq!(s.skipped, vec!["slow"]);
+    std::fs::write(p.path("release"), "").unwrap();
+    let (v, code) = slurm_run(&p, &["--wait"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["completed"], 1);
+}
+
+#[test]
+fn mail_reaches_the_stand_in() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    let user = format!("flow-test-{}@example.org", std::process::id());
+    p.workflow(&format!(
+        "{}nodes:\n  m:\n    run: 'echo ok > {{outputs.0}}'\n    outputs: [m.txt]\n",
+        header(c)
+    ));
+    let (v, code) = slurm_run(&p, &["--mail-user", &user, "--mail-type", "END", "--wait"]);
+    assert_eq!(code, 0, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&c.mail_log).unwrap_or_default();
+        if log.contains(&user) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mail to {user} in {}",
+            c.mail_log.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn hostile_parameter_values_run_as_inert_text() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&format!(
+        "{}nodes:\n  h:\n    params:\n      msg: \"a'b \\\"c\\\" $(touch pwned1) `touch pwned2` ;touch pwned3\\n#SBATCH --account=bogus\\nend\"\n    run: printf '%s' {{msg}} > {{outputs.0}}\n    outputs: [msg.txt]\n",
+        header(c)
+    ));
+    let (v, code) = slurm_run(&p, &["--wait"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        p.read("msg.txt"),
+        "a'b \"c\" $(touch pwned1) `touch pwned2` ;touch pwned3\n#SBATCH --account=bogus\nend"
+    );
+    for f in ["pwned1", "pwned2", "pwned3"] {
+        assert!(!p.path(f).exists(), "{f} was executed");
+    }
+}
+
+#[test]
+fn a_rejected_submission_names_the_node_and_slurms_reason() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&format!("{}nodes:\n  r:\n    run: 'true'\n", header(c)));
+    let out = p.flow(&[
+        "run",
+        "workflows/w.yaml",
+        "--executor",
+        "slurm",
+        "--account",
+        "bogus",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = common::stderr(&out);
+    assert!(err.contains("SLURM refused the job for `r`"), "{err}");
+    assert!(err.to_lowercase().contains("invalid account"), "{err}");
+}
