@@ -217,3 +217,43 @@ fn a_rejected_submission_names_the_node_and_slurms_reason() {
     assert!(err.contains("SLURM refused the job for `r`"), "{err}");
     assert!(err.to_lowercase().contains("invalid account"), "{err}");
 }
+
+#[test]
+fn status_reconciles_and_local_nodes_run_on_the_submitting_machine() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&format!(
+        "{}nodes:\n  train:\n    matrix: {{i: [0, 1]}}\n    run: 'echo {{i}} > {{outputs.0}}; hostname > out/host{{i}}'\n    outputs: ['out/{{i}}.txt']\n  plot:\n    executor: local\n    gather: [train]\n    run: 'cat {{gather.train}} > {{outputs.0}}; echo $SLURM_JOB_ID > out/plot-job'\n    outputs: [out/plot.txt]\n",
+        header(c)
+    ));
+    let (v, code) = slurm_run(&p, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["submitted"].as_array().unwrap().len(),
+        2,
+        "the local node is not submitted: {v}"
+    );
+    // `flow status` reconciles with one sacct call per look until both jobs are recorded.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = p.flow(&["status", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(s["sacct_calls"].as_u64().unwrap() <= 1, "{s}");
+        if s["in_flight"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "jobs still in flight: {s}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The next run has nothing to submit and runs the local node here, outside SLURM.
+    let (v, code) = slurm_run(&p, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["sbatch_calls"], 0, "{v}");
+    assert_eq!(p.read("out/plot.txt"), "0\n1\n");
+    assert_eq!(
+        p.read("out/plot-job"),
+        "\n",
+        "the local node ran outside any SLURM job"
+    );
+}

@@ -19,6 +19,7 @@ mod logs;
 mod reporter;
 mod run;
 mod slurm;
+mod status;
 
 /// A content-hashed workflow engine for deep-learning experiments.
 #[derive(Debug, Parser)]
@@ -51,6 +52,12 @@ enum Command {
         workflow: PathBuf,
         #[arg(long, value_enum, default_value_t = graph::Format::Text)]
         format: graph::Format,
+    },
+    /// Reconcile SLURM jobs in flight (one sacct call) and show where they stand.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Drop state (records, cached digests, logs) that no workflow reaches any more.
     Gc {
@@ -125,6 +132,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Graph { workflow, format } => {
             graph::graph(cli.project.as_deref(), &workflow, format)
         }
+        Command::Status { json } => status::status(cli.project.as_deref(), json),
         Command::Gc {
             workflows,
             dry_run,
