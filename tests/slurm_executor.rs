@@ -257,3 +257,28 @@ fn status_reconciles_and_local_nodes_run_on_the_submitting_machine() {
         "the local node ran outside any SLURM job"
     );
 }
+
+#[test]
+fn cancel_of_a_chain_cancels_the_dependents_and_the_next_run_resubmits() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&format!(
+        "{}nodes:\n  slow:\n    run: 'while [ ! -e release ]; do sleep 0.1; done; echo done > {{outputs.0}}'\n    outputs: [slow.txt]\n  after:\n    needs: [slow]\n    run: 'cat {{needs.slow}} > {{outputs.0}}'\n    outputs: [after.txt]\n",
+        header(c)
+    ));
+    let (v, _) = slurm_run(&p, &[]);
+    assert_eq!(v["sbatch_calls"], 2, "{v}");
+    let out = p.flow(&["cancel", "slow", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["cancelled"], serde_json::json!(["after", "slow"]));
+    assert_eq!(r["scancel_calls"], 1);
+    let plan = common::stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
+    assert!(plan.contains("cancelled with flow cancel"), "{plan}");
+    std::fs::write(p.path("release"), "").unwrap();
+    let (v, code) = slurm_run(&p, &["--wait"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["completed"], 2, "{v}");
+    let unknown = p.flow(&["cancel", "nothing-like-this"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}

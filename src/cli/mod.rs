@@ -11,6 +11,7 @@ use flow_engine::project::Project;
 use flow_engine::workflow::WorkflowSpec;
 use flow_engine::yaml::Source;
 
+mod cancel;
 mod exit_codes;
 mod explain;
 mod gc;
@@ -52,6 +53,15 @@ enum Command {
         workflow: PathBuf,
         #[arg(long, value_enum, default_value_t = graph::Format::Text)]
         format: graph::Format,
+    },
+    /// Cancel SLURM jobs in flight and their dependents; the next run treats them as stale.
+    Cancel {
+        /// Instance ids, node names, SLURM job ids (`123` or `123_4`).
+        #[arg(required = true)]
+        selectors: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Reconcile SLURM jobs in flight (one sacct call) and show where they stand.
     Status {
@@ -131,6 +141,9 @@ pub fn run(cli: Cli) -> ExitCode {
         } => explain::explain(cli.project.as_deref(), &workflow, &node, json),
         Command::Graph { workflow, format } => {
             graph::graph(cli.project.as_deref(), &workflow, format)
+        }
+        Command::Cancel { selectors, json } => {
+            cancel::cancel(cli.project.as_deref(), &selectors, json)
         }
         Command::Status { json } => status::status(cli.project.as_deref(), json),
         Command::Gc {
