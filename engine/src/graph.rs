@@ -846,34 +846,9 @@ pub fn instance_slug(id: &str) -> String {
 mod tests {
     use super::*;
     use crate::disk::fake::MemDisk;
-    use crate::task::{TaskKind, TaskRegistry, TaskTemplate};
-    use crate::workflow::WorkflowSpec;
-    use crate::yaml::Source;
-
-    struct Run;
-    impl TaskKind for Run {
-        fn name(&self) -> &'static str {
-            "shell"
-        }
-        fn version(&self) -> u32 {
-            1
-        }
-        fn keys(&self) -> &'static [&'static str] {
-            &["run"]
-        }
-        fn parse(&self, f: &crate::fields::Fields<'_>) -> Result<TaskTemplate, SpecError> {
-            Ok(TaskTemplate {
-                run: f.string("run")?.map(|(text, span)| Template { text, span }),
-                ..Default::default()
-            })
-        }
-    }
 
     fn graph(yaml: &str) -> Graph {
-        let mut reg = TaskRegistry::new();
-        reg.register(Box::new(Run));
-        let spec = WorkflowSpec::parse(Source::new("w.yaml", yaml), &reg).unwrap();
-        Graph::build(spec, &MemDisk::default()).unwrap()
+        crate::task::testing::graph(yaml, &MemDisk::default())
     }
 
     fn deps(g: &Graph, id: &str) -> Vec<String> {

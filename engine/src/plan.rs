@@ -425,45 +425,10 @@ fn decide(
 mod tests {
     use super::*;
     use crate::disk::fake::MemDisk;
-    use crate::fields::Fields;
-    use crate::task::{TaskKind, TaskRegistry, TaskTemplate, Template};
-    use crate::workflow::WorkflowSpec;
-    use crate::yaml::Source;
-
-    struct Shell;
-    impl TaskKind for Shell {
-        fn name(&self) -> &'static str {
-            "shell"
-        }
-        fn version(&self) -> u32 {
-            1
-        }
-        fn keys(&self) -> &'static [&'static str] {
-            &["run", "inputs", "outputs"]
-        }
-        fn parse(&self, f: &Fields<'_>) -> Result<TaskTemplate, crate::diagnostic::SpecError> {
-            let list = |k| -> Result<Vec<Template>, crate::diagnostic::SpecError> {
-                Ok(f.strings(k)?
-                    .into_iter()
-                    .map(|(text, span)| Template { text, span })
-                    .collect())
-            };
-            Ok(TaskTemplate {
-                run: f.string("run")?.map(|(text, span)| Template { text, span }),
-                inputs: list("inputs")?,
-                outputs: list("outputs")?,
-            })
-        }
-    }
 
     const WF: &str = "nodes:\n  a:\n    params: {training: {lr: 1.0e-4}}\n    inputs: [in.txt]\n    run: make {training.lr}\n    outputs: [a.out]\n  b:\n    needs: [a]\n    run: use\n    outputs: [b.out]\n";
 
-    fn graph(yaml: &str, disk: &MemDisk) -> Graph {
-        let mut reg = TaskRegistry::new();
-        reg.register(Box::new(Shell));
-        let spec = WorkflowSpec::parse(Source::new("w.yaml", yaml), &reg).unwrap();
-        Graph::build(spec, disk).unwrap()
-    }
+    use crate::task::testing::graph;
 
     /// Plans everything, then "runs" every stale node by recording what the disk holds.
     fn plan_and_record(g: &Graph, state: &mut State, disk: &MemDisk) -> Vec<(String, Vec<Reason>)> {

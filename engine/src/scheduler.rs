@@ -222,37 +222,9 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::disk::fake::MemDisk;
-    use crate::task::{TaskKind, TaskRegistry, TaskTemplate, Template};
-    use crate::workflow::WorkflowSpec;
-    use crate::yaml::Source;
-
-    struct Noop;
-    impl TaskKind for Noop {
-        fn name(&self) -> &'static str {
-            "shell"
-        }
-        fn version(&self) -> u32 {
-            1
-        }
-        fn keys(&self) -> &'static [&'static str] {
-            &["run"]
-        }
-        fn parse(
-            &self,
-            f: &crate::fields::Fields<'_>,
-        ) -> Result<TaskTemplate, crate::diagnostic::SpecError> {
-            Ok(TaskTemplate {
-                run: f.string("run")?.map(|(text, span)| Template { text, span }),
-                ..Default::default()
-            })
-        }
-    }
 
     fn graph(yaml: &str) -> Graph {
-        let mut reg = TaskRegistry::new();
-        reg.register(Box::new(Noop));
-        let spec = WorkflowSpec::parse(Source::new("w.yaml", yaml), &reg).unwrap();
-        Graph::build(spec, &MemDisk::default()).unwrap()
+        crate::task::testing::graph(yaml, &MemDisk::default())
     }
 
     const DIAMOND: &str = "nodes:\n  a: {run: x}\n  b: {run: x, needs: [a]}\n  c: {run: x, needs: [a]}\n  d: {run: x, needs: [b, c]}\n  e: {run: x}\n";

@@ -63,3 +63,49 @@ impl TaskRegistry {
         self.kinds.iter().map(|k| k.name()).collect()
     }
 }
+
+#[cfg(test)]
+pub mod testing {
+    //! A shell-like task kind and graph builder for the engine's unit tests (the real
+    //! `shell` kind lives in flow-tasks, which depends on this crate).
+    use super::*;
+    use crate::disk::fake::MemDisk;
+    use crate::graph::Graph;
+    use crate::workflow::WorkflowSpec;
+    use crate::yaml::Source;
+
+    pub struct TestShell;
+
+    impl TaskKind for TestShell {
+        fn name(&self) -> &'static str {
+            "shell"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn keys(&self) -> &'static [&'static str] {
+            &["run", "inputs", "outputs"]
+        }
+        fn parse(&self, f: &Fields<'_>) -> Result<TaskTemplate, SpecError> {
+            let list = |k| -> Result<Vec<Template>, SpecError> {
+                Ok(f.strings(k)?
+                    .into_iter()
+                    .map(|(text, span)| Template { text, span })
+                    .collect())
+            };
+            Ok(TaskTemplate {
+                run: f.string("run")?.map(|(text, span)| Template { text, span }),
+                inputs: list("inputs")?,
+                outputs: list("outputs")?,
+            })
+        }
+    }
+
+    /// Parses and expands a workflow against an in-memory disk.
+    pub fn graph(yaml: &str, disk: &MemDisk) -> Graph {
+        let mut reg = TaskRegistry::new();
+        reg.register(Box::new(TestShell));
+        let spec = WorkflowSpec::parse(Source::new("w.yaml", yaml), &reg).unwrap();
+        Graph::build(spec, disk).unwrap()
+    }
+}
