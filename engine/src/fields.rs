@@ -44,14 +44,6 @@ impl<'a> Fields<'a> {
             .map(|(_, v)| v)
     }
 
-    /// The key's span, for errors about a field as a whole.
-    pub fn key_span(&self, name: &str) -> Option<Span> {
-        self.entries
-            .iter()
-            .find(|(k, _)| key_text(k) == name)
-            .map(|(k, _)| k.span)
-    }
-
     pub fn string(&self, name: &str) -> Result<Option<(String, Span)>, SpecError> {
         self.get(name)
             .map(|v| expect_string(self.source, v, name).map(|s| (s, v.span)))

@@ -315,7 +315,7 @@ fn parse_node(
     };
     let include = parse_combinations(src, fields.get("include"), "include")?;
     let exclude = parse_combinations(src, fields.get("exclude"), "exclude")?;
-    check_combinations(src, &matrix, &include, &exclude, fields.key_span("include"))?;
+    check_combinations(src, &matrix, &include, &exclude)?;
     let refs = |field: &str| -> Result<Vec<NodeRef>, SpecError> {
         Ok(fields
             .strings(field)?
@@ -553,7 +553,6 @@ fn check_combinations(
     matrix: &[Axis],
     include: &[Combination],
     exclude: &[Combination],
-    include_span: Option<Span>,
 ) -> Result<(), SpecError> {
     // Without a matrix, the first include entry defines the axes.
     let axes: Vec<&str> = if matrix.is_empty() {
@@ -609,6 +608,5 @@ fn check_combinations(
             }
         }
     }
-    let _ = include_span;
     Ok(())
 }
