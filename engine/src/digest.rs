@@ -1,7 +1,9 @@
 //! Content digests of inputs and outputs, reusing cached ones while a file's metadata
 //! (size, mtime, ctime, inode) is unchanged, so unchanged checkpoints are never re-hashed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::io;
 use std::sync::Mutex;
 

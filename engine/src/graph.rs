@@ -3,7 +3,9 @@
 //! Built once from a checked [`WorkflowSpec`], validated (ids, outputs, inputs), then read
 //! only. Instance ids are stable and readable: `train[lr=1.0e-4,lr_scheduler=cosine]`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use foldhash::{HashMap, HashMapExt};
 use std::path::{Component, Path};
 
 use crate::diagnostic::{SpecError, choices_help};

@@ -1,6 +1,8 @@
 //! What happened before: the latest record per instance and the file-digest cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};

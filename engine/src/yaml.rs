@@ -179,6 +179,8 @@ enum Frame {
 
 struct Builder<'a> {
     source: &'a Source,
+    /// ASCII text has byte offsets equal to character indices (checked once, not per event).
+    ascii: bool,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Yaml>,
     root: Option<Yaml>,
@@ -190,6 +192,7 @@ impl<'a> Builder<'a> {
     fn new(source: &'a Source) -> Self {
         Builder {
             source,
+            ascii: source.text.is_ascii(),
             stack: Vec::new(),
             anchors: HashMap::new(),
             root: None,
@@ -202,7 +205,7 @@ impl<'a> Builder<'a> {
     fn byte_offset(&self, mark: &Marker) -> usize {
         let idx = mark.index();
         let text = &self.source.text;
-        if text.is_ascii() {
+        if self.ascii {
             return idx.min(text.len());
         }
         text.char_indices()
