@@ -282,3 +282,46 @@ fn cancel_of_a_chain_cancels_the_dependents_and_the_next_run_resubmits() {
     let unknown = p.flow(&["cancel", "nothing-like-this"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+/// Rewrites the in-flight record of `id` as if flow had died right after `sbatch`: the
+/// intent is in the journal, the job id is not. `age` backdates the intent.
+fn forget_job_id(p: &TestProject, id: &str, job_name: Option<&str>, age: u64) {
+    use flow_engine::journal::{Entry, Journal};
+    use flow_engine::state::{JobPhase, State};
+    let cache = p.path(".cache");
+    let state = State::peek(&cache).unwrap();
+    let mut rec = state.jobs[id].clone();
+    rec.phase = JobPhase::Intent;
+    rec.job = None;
+    if let Some(name) = job_name {
+        rec.job_name = name.to_string();
+    }
+    rec.submitted_at = rec.submitted_at.saturating_sub(age);
+    Journal::new(&cache).append(&[Entry::Job(rec)]).unwrap();
+}
+
+#[test]
+fn an_unconfirmed_submission_is_adopted_or_resubmitted_never_duplicated() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&format!(
+        "{}nodes:\n  a:\n    run: 'echo a >> runs.txt; echo a > {{outputs.0}}'\n    outputs: [a.txt]\n  b:\n    run: 'echo b >> runs.txt; echo b > {{outputs.0}}'\n    outputs: [b.txt]\n",
+        header(c)
+    ));
+    let (v, _) = slurm_run(&p, &[]);
+    assert_eq!(v["sbatch_calls"], 2, "{v}");
+    // `a` reached SLURM but its id was lost: found by job name and adopted.
+    forget_job_id(&p, "a", None, 0);
+    // `b`'s intent names a job SLURM never got (flow died before sbatch): abandoned after
+    // the grace period and submitted again.
+    forget_job_id(&p, "b", Some("flow-never-submitted-b"), 3600);
+    let plan = common::stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
+    assert!(plan.contains("(unconfirmed)"), "{plan}");
+    let (v, code) = slurm_run(&p, &["--wait"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["sbatch_calls"], 1, "only b is submitted again: {v}");
+    assert_eq!(v["completed"], 2, "{v}");
+    // b's first job also ran (it was real, only our record pointed elsewhere); a ran once.
+    let runs = p.read("runs.txt");
+    assert_eq!(runs.matches('a').count(), 1, "{runs}");
+}

@@ -12,7 +12,7 @@ use crate::digest::Digester;
 use crate::journal::{Entry, Journal};
 use crate::project::Project;
 use crate::slurm::cli::{self as slurm_cli, Observation, SlurmCli, Source};
-use crate::slurm::{ExitMarker, JobStatus};
+use crate::slurm::{ExitMarker, JobStatus, SlurmError};
 use crate::state::{JobPhase, JobRecord, NodeRecord, RunStatus, State};
 use crate::submit::{SubmitError, parse_job_ref};
 
@@ -53,6 +53,98 @@ fn status_of(obs: &Observation, rec: &JobRecord, marker: &Option<ExitMarker>) ->
     }
 }
 
+/// Seconds after which an intent SLURM has never heard of is taken as never submitted
+/// (another flow process may be between its intent and its `sbatch`).
+const INTENT_GRACE_SECS: u64 = 60;
+
+/// Intents whose job id was never recorded (flow died around `sbatch`): look the jobs up by
+/// name with one `sacct` call; adopt the ones SLURM has, abandon the ones it never got.
+fn confirm_intents(
+    project: &Project,
+    state: &mut State,
+    cli: &dyn SlurmCli,
+    out: &mut Reconciled,
+) -> Result<(), SubmitError> {
+    let intents: Vec<JobRecord> = state
+        .jobs
+        .values()
+        .filter(|j| j.phase == JobPhase::Intent)
+        .cloned()
+        .collect();
+    if intents.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = intents.iter().map(|j| j.job_name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let args = vec![
+        "-X".to_string(),
+        "-P".to_string(),
+        "-n".to_string(),
+        "--format=JobID,JobName".to_string(),
+        "-S".to_string(),
+        "now-30days".to_string(),
+        format!("--name={}", names.join(",")),
+    ];
+    out.sacct_calls += 1;
+    let answer = cli.sacct(&args).map_err(|source| SlurmError::Spawn {
+        program: crate::slurm::cli::Program::Sacct,
+        source,
+    })?;
+    if !answer.success() {
+        // Accounting down: leave the intents for a later look.
+        return Ok(());
+    }
+    let mut base_of: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for line in answer.stdout.lines() {
+        let mut parts = line.split('|');
+        let (Some(id), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if let Some(base) = id.split('_').next().and_then(|b| b.parse::<u64>().ok()) {
+            base_of.entry(name).or_insert(base);
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let journal = Journal::new(&project.cache_dir());
+    let mut entries = Vec::new();
+    for mut rec in intents {
+        match base_of.get(rec.job_name.as_str()) {
+            Some(&base) => {
+                let script =
+                    std::fs::read_to_string(project.root.join(&rec.script)).unwrap_or_default();
+                let index = std::path::Path::new(&rec.marker)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<u32>().ok());
+                rec.job = Some(match (script.contains("#SBATCH --array="), index) {
+                    (true, Some(i)) => format!("{base}_{i}"),
+                    _ => base.to_string(),
+                });
+                rec.phase = JobPhase::Submitted;
+                entries.push(Entry::Job(rec));
+            }
+            None if now.saturating_sub(rec.submitted_at) > INTENT_GRACE_SECS => {
+                rec.phase = JobPhase::Abandoned;
+                entries.push(Entry::Job(rec));
+            }
+            None => {}
+        }
+    }
+    if !entries.is_empty() {
+        let appended = journal.append(&entries)?;
+        journal.sync()?;
+        state.skip_own(appended);
+        for e in entries {
+            state.apply(e);
+        }
+    }
+    Ok(())
+}
+
 fn terminal(s: JobStatus) -> bool {
     !matches!(
         s,
@@ -71,6 +163,7 @@ pub fn reconcile(
     if state.jobs.is_empty() {
         return Ok(out);
     }
+    confirm_intents(project, state, cli, &mut out)?;
     let mut ids: Vec<u64> = state
         .jobs
         .values()

@@ -48,6 +48,8 @@ pub enum JobPhase {
     Intent,
     /// `sbatch` answered with a job id.
     Submitted,
+    /// The intent's job never reached SLURM (flow died before `sbatch`): forget it.
+    Abandoned,
 }
 
 /// A SLURM job running (or about to run) one instance; superseded by the instance's
@@ -194,6 +196,9 @@ impl State {
             Entry::Node(r) => {
                 self.jobs.remove(&r.id);
                 self.nodes.insert(r.id.clone(), r);
+            }
+            Entry::Job(j) if j.phase == JobPhase::Abandoned => {
+                self.jobs.remove(&j.id);
             }
             Entry::Job(j) => {
                 self.jobs.insert(j.id.clone(), j);
