@@ -195,3 +195,17 @@ fn a_closed_stdout_ends_flow_quietly() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 1);
 }
+
+#[test]
+fn inputs_placeholder_expands_globs_to_the_matching_files() {
+    let p = TestProject::new();
+    p.write("data/b.json", "{}")
+        .write("data/a.json", "{}")
+        .write("data/c.txt", "x");
+    p.workflow(
+        "nodes:\n  n:\n    inputs: ['data/*.json']\n    run: 'echo {inputs} > {outputs.0}'\n    outputs: [list.txt]\n",
+    );
+    let (_, code) = p.run(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(p.read("list.txt"), "data/a.json data/b.json\n");
+}

@@ -71,8 +71,8 @@ type Assignment = Vec<(usize, usize)>;
 impl Graph {
     /// Expands and validates a workflow. `disk` answers whether declared inputs exist.
     pub fn build(spec: WorkflowSpec, disk: &dyn Disk) -> Result<Graph, SpecError> {
-        Builder::new(&spec)
-            .build(disk)
+        Builder::new(&spec, disk)
+            .build()
             .map(|(nodes, ids, by_name)| Graph {
                 spec,
                 nodes,
@@ -150,6 +150,7 @@ impl Graph {
 
 struct Builder<'a> {
     spec: &'a WorkflowSpec,
+    disk: &'a dyn Disk,
     axes: Vec<AxisInfo>,
     nodes: Vec<Instance>,
     assignments: Vec<Assignment>,
@@ -163,9 +164,10 @@ type Built = (
 );
 
 impl<'a> Builder<'a> {
-    fn new(spec: &'a WorkflowSpec) -> Self {
+    fn new(spec: &'a WorkflowSpec, disk: &'a dyn Disk) -> Self {
         Builder {
             spec,
+            disk,
             axes: Vec::new(),
             nodes: Vec::new(),
             assignments: Vec::new(),
@@ -177,7 +179,7 @@ impl<'a> Builder<'a> {
         SpecError::at(&self.spec.source, span, msg, help)
     }
 
-    fn build(mut self, disk: &dyn Disk) -> Result<Built, SpecError> {
+    fn build(mut self) -> Result<Built, SpecError> {
         for idx in self.spec_order() {
             self.expand(idx)?;
         }
@@ -204,7 +206,7 @@ impl<'a> Builder<'a> {
                 self.nodes[d].dependents.push(i);
             }
         }
-        self.check_outputs_and_inputs(disk)?;
+        self.check_outputs_and_inputs(self.disk)?;
         let mut by_name: HashMap<String, Vec<NodeId>> = HashMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
             by_name
@@ -765,9 +767,16 @@ impl Scope for InstanceScope<'_> {
             }
             "outputs" => return Some(Ok(Resolved::Many(self.inst.outputs.clone()))),
             "inputs" => {
-                return Some(Ok(Resolved::Many(
-                    self.inst.inputs.iter().map(|i| i.path.clone()).collect(),
-                )));
+                // Globs are expanded to the files that match now (sorted); files and
+                // directories are passed as declared.
+                let mut paths = Vec::new();
+                for i in &self.inst.inputs {
+                    match i.glob {
+                        true => paths.extend(self.builder.disk.glob(&i.path).unwrap_or_default()),
+                        false => paths.push(i.path.clone()),
+                    }
+                }
+                return Some(Ok(Resolved::Many(paths)));
             }
             _ => {}
         }
