@@ -75,6 +75,8 @@ pub struct RunSummary {
     pub up_to_date: Vec<String>,
     pub failed: Vec<String>,
     pub skipped: Vec<String>,
+    /// Left alone because a SLURM job for them (or an upstream) is still in flight.
+    pub waiting: Vec<String>,
     pub interrupted: bool,
 }
 
@@ -145,7 +147,7 @@ pub async fn execute(
         if want[id] && (in_flight || graph.nodes[id].deps.iter().any(|&d| blocked[d])) {
             blocked[id] = true;
             want[id] = false;
-            summary.skipped.push(graph.nodes[id].id.clone());
+            summary.waiting.push(graph.nodes[id].id.clone());
             reporter.event(RunEvent::Skipped {
                 id: graph.nodes[id].id.clone(),
                 because: if in_flight {

@@ -264,6 +264,7 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
                 "up_to_date": summary.up_to_date,
                 "failed": summary.failed,
                 "skipped": summary.skipped,
+                "waiting": summary.waiting,
                 "interrupted": summary.interrupted,
             })
         );

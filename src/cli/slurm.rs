@@ -20,6 +20,9 @@ pub struct Counts {
     pub sbatch: usize,
     pub sacct: usize,
     pub scontrol: usize,
+    /// Instances reconciliation recorded as completed or failed during this command.
+    pub completed: usize,
+    pub failed: usize,
 }
 
 /// Everything the SLURM branch of `flow run` works with.
@@ -56,6 +59,8 @@ pub fn reconcile_and_report(
 ) -> Result<(usize, usize, usize), Failure> {
     let r = reconcile(project, state, digester, cli).map_err(Failure::internal)?;
     counts.sacct += r.sacct_calls;
+    counts.completed += r.completed.len();
+    counts.failed += r.failed.len();
     if let Some(why) = &r.fallback {
         say(
             json,
@@ -115,7 +120,6 @@ pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
             format!("{in_flight_before} node(s) in flight on SLURM; nothing new to submit"),
         );
     }
-    let (mut completed, mut failed) = (0, 0);
     if r.wait {
         let mut delay = Duration::from_millis(500);
         let max = std::env::var("FLOW_SLURM_POLL_MAX_SECS")
@@ -129,12 +133,12 @@ pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
             delay = (delay * 3 / 2).min(max);
             let (c, f, left) =
                 reconcile_and_report(r.project, r.state, r.digester, r.cli, &mut r.counts, r.json)?;
-            completed += c;
-            failed += f;
             if c + f > 0 && !r.json {
                 println!(
-                    "  [{:.0}s] {completed} done, {failed} failed, {left} in flight",
-                    started.elapsed().as_secs_f64()
+                    "  [{:.0}s] {} done, {} failed, {left} in flight",
+                    started.elapsed().as_secs_f64(),
+                    r.counts.completed,
+                    r.counts.failed
                 );
             }
         }
@@ -192,8 +196,8 @@ pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
             serde_json::json!({
                 "submitted": sub.jobs.iter().map(|(id, job)| serde_json::json!({"id": id, "job": job})).collect::<Vec<_>>(),
                 "in_flight": in_flight,
-                "completed": completed,
-                "failed": failed + local_failed,
+                "completed": r.counts.completed,
+                "failed": r.counts.failed + local_failed,
                 "sbatch_calls": r.counts.sbatch,
                 "sacct_calls": r.counts.sacct,
                 "scontrol_calls": r.counts.scontrol,
@@ -205,7 +209,7 @@ pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
             in_flight.len()
         );
     }
-    Ok(if failed + local_failed > 0 {
+    Ok(if r.counts.failed + local_failed > 0 {
         exit_codes::NODE_FAILED
     } else {
         exit_codes::OK
