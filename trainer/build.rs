@@ -1,0 +1,39 @@
+//! Lets `flow-train` find libtorch at run time without LD_LIBRARY_PATH: an rpath entry for the
+//! libtorch it was built against (torch-sys reports its lib dir as DEP_TCH_LIBTORCH_LIB, which
+//! only reaches crates that depend on torch-sys directly) and one for the GPU machines' torch.
+//! Also passes the built-against torch version (`<torch>/version.py`) to the code.
+
+use std::path::Path;
+
+/// Where the GPU machines keep torch 2.11.0 (Python 3.12 venv); the same binary runs there.
+const GPU_MACHINE_TORCH_LIB: &str = "/opt/torch/.venv/lib/python3.12/site-packages/torch/lib";
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").ok();
+    if let Some(dir) = &lib {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{GPU_MACHINE_TORCH_LIB}");
+
+    let version = lib
+        .as_deref()
+        .and_then(|dir| Path::new(dir).parent())
+        .map(|torch| torch.join("version.py"))
+        .and_then(|file| {
+            println!("cargo:rerun-if-changed={}", file.display());
+            std::fs::read_to_string(file).ok()
+        })
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let v = l
+                    .strip_prefix("__version__")?
+                    .trim()
+                    .strip_prefix('=')?
+                    .trim();
+                Some(v.trim_matches(|c| c == '\'' || c == '"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=FLOW_TORCH_BUILD_VERSION={version}");
+}
