@@ -1,0 +1,1 @@
+//! Experiment configs (DESIGN §3): the schema users write, loaded with located errors.
