@@ -17,6 +17,7 @@ mod explain;
 mod gc;
 mod graph;
 mod logs;
+mod metrics;
 mod reporter;
 mod run;
 mod slurm;
@@ -60,6 +61,16 @@ enum Command {
         #[arg(required = true)]
         selectors: Vec<String>,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-epoch losses and COCO metrics of run directories (RF-DETR log.txt or
+    /// metrics.csv), the best epoch over the regular and EMA tracks, and any problems.
+    Metrics {
+        /// Run directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Print the versioned metrics file(s) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -145,6 +156,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cancel { selectors, json } => {
             cancel::cancel(cli.project.as_deref(), &selectors, json)
         }
+        Command::Metrics { dirs, json } => metrics::metrics(&dirs, json),
         Command::Status { json } => status::status(cli.project.as_deref(), json),
         Command::Gc {
             workflows,

@@ -1,0 +1,59 @@
+//! `flow metrics RUN_DIR...`: what a run directory's training log says, in one place.
+
+use std::path::PathBuf;
+
+use flow_tasks::metrics::{Format, Track, read_run_dir};
+
+use super::{CmdResult, exit_codes};
+
+pub fn metrics(dirs: &[PathBuf], json: bool) -> CmdResult {
+    let mut any_problem = false;
+    let mut docs = Vec::new();
+    for dir in dirs {
+        let m = read_run_dir(dir);
+        any_problem |= !m.problems.is_empty();
+        if json {
+            docs.push(m.to_json());
+            continue;
+        }
+        let format = match m.format {
+            Format::LogTxt => "log.txt",
+            Format::MetricsCsv => "metrics.csv",
+            Format::None => "no metrics file",
+        };
+        println!("{} ({format}, {} epochs)", dir.display(), m.epochs.len());
+        match &m.best {
+            Some(b) => {
+                let track = match b.track {
+                    Track::Regular => "regular",
+                    Track::Ema => "EMA",
+                };
+                let bbox = b
+                    .bbox_map
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "  best epoch {} ({track}): mask mAP {:.4}, bbox mAP {bbox}",
+                    b.epoch, b.mask_map
+                );
+            }
+            None => println!("  no best epoch: no mask AP recorded"),
+        }
+        for p in &m.problems {
+            println!("  problem: {p}");
+        }
+    }
+    if json {
+        if docs.len() == 1 {
+            println!("{}", docs[0]);
+        } else {
+            println!("[{}]", docs.join(","));
+        }
+    }
+    // Problems are reported per run, never a crash; the exit code says some were found.
+    Ok(if any_problem {
+        exit_codes::NODE_FAILED
+    } else {
+        exit_codes::OK
+    })
+}
