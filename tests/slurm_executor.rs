@@ -328,3 +328,22 @@ fn an_unconfirmed_submission_is_adopted_or_resubmitted_never_duplicated() {
     let runs = p.read("runs.txt");
     assert_eq!(runs.matches('a').count(), 1, "{runs}");
 }
+
+#[test]
+fn retries_submit_a_failed_chain_again() {
+    let Some(c) = cluster() else { return };
+    let p = TestProject::new();
+    p.workflow(&format!(
+        "{}nodes:\n  train:\n    matrix: {{i: [0, 1, 2]}}\n    run: 'if [ {{i}} = 1 ] && [ ! -e tried ]; then touch tried; exit 1; fi; echo {{i}} > {{outputs.0}}'\n    outputs: ['out/{{i}}.txt']\n  all:\n    gather: [train]\n    run: 'cat {{gather.train}} > {{outputs.0}}'\n    outputs: [out/all.txt]\n",
+        header(c)
+    ));
+    let (v, code) = slurm_run(&p, &["--wait", "--retries", "1"]);
+    assert_eq!(code, 0, "the retry succeeded: {v}");
+    assert_eq!(v["retries"], 1, "{v}");
+    assert_eq!(
+        v["failed"], 2,
+        "train[i=1] and the cancelled gather, first round: {v}"
+    );
+    assert_eq!(p.read("out/all.txt"), "0\n1\n2\n");
+    assert_eq!(p.ran(&[]), Vec::<String>::new());
+}

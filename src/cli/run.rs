@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// (default: submit and exit; a later `flow run` reconciles).
     #[arg(long)]
     wait: bool,
+    /// SLURM, with --wait: submit a failed chain again up to N times.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
     /// SLURM account (over the node's, the workflow's and configs/flow.yaml's).
     #[arg(long, value_name = "A")]
     account: Option<String>,
@@ -181,6 +184,7 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
             cli: &slurm_cli,
             command_line: args.slurm_layer(),
             wait: args.wait,
+            retries: args.retries,
             json: args.json,
             counts,
             selected: &selected,

@@ -35,6 +35,8 @@ pub struct SlurmRun<'a> {
     pub cli: &'a dyn SlurmCli,
     pub command_line: SlurmSection,
     pub wait: bool,
+    /// With `wait`: how many times a failed chain is submitted again.
+    pub retries: u32,
     pub json: bool,
     pub counts: Counts,
     pub selected: &'a [bool],
@@ -79,70 +81,98 @@ pub fn reconcile_and_report(
     Ok((r.completed.len(), r.failed.len(), r.in_flight.len()))
 }
 
+/// Polls with backoff until no job of this project is in flight.
+fn wait_for_jobs(r: &mut SlurmRun<'_>) -> Result<(), Failure> {
+    let mut delay = Duration::from_millis(500);
+    let max = std::env::var("FLOW_SLURM_POLL_MAX_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30));
+    let started = Instant::now();
+    while !r.state.jobs.is_empty() {
+        std::thread::sleep(delay);
+        delay = (delay * 3 / 2).min(max);
+        let (c, f, left) =
+            reconcile_and_report(r.project, r.state, r.digester, r.cli, &mut r.counts, r.json)?;
+        if c + f > 0 && !r.json {
+            println!(
+                "  [{:.0}s] {} done, {} failed, {left} in flight",
+                started.elapsed().as_secs_f64(),
+                r.counts.completed,
+                r.counts.failed
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
     let settings = r.project.settings.slurm.clone();
-    let sub = submit(
-        r.project,
-        r.graph,
-        &r.plan,
-        r.state,
-        r.digester,
-        r.cli,
-        &settings,
-        &r.command_line,
-    )
-    .map_err(Failure::internal)?;
-    r.counts.sbatch += sub.sbatch_calls;
-    r.counts.scontrol += sub.scontrol_calls;
-    let in_flight_before = r
-        .plan
-        .decisions
-        .iter()
-        .filter(|d| d.as_ref().is_some_and(|d| d.in_flight()))
-        .count();
-    if sub.jobs.is_empty() && in_flight_before == 0 && sub.local.is_empty() {
-        if !r.json {
-            println!("nothing to do: all selected nodes are fresh");
+    let mut submitted: Vec<(String, String)> = Vec::new();
+    let mut round = 0;
+    let sub = loop {
+        let failed_before = r.counts.failed;
+        let sub = submit(
+            r.project,
+            r.graph,
+            &r.plan,
+            r.state,
+            r.digester,
+            r.cli,
+            &settings,
+            &r.command_line,
+        )
+        .map_err(Failure::internal)?;
+        r.counts.sbatch += sub.sbatch_calls;
+        r.counts.scontrol += sub.scontrol_calls;
+        submitted.extend(sub.jobs.iter().cloned());
+        let in_flight_before = r
+            .plan
+            .decisions
+            .iter()
+            .filter(|d| d.as_ref().is_some_and(|d| d.in_flight()))
+            .count();
+        if sub.jobs.is_empty() && in_flight_before == 0 && sub.local.is_empty() {
+            if !r.json && round == 0 {
+                println!("nothing to do: all selected nodes are fresh");
+            }
+        } else if !sub.jobs.is_empty() {
+            say(
+                r.json,
+                format!(
+                    "submitted {} node(s) to SLURM in {} sbatch call(s); {} already in flight",
+                    sub.jobs.len(),
+                    sub.sbatch_calls,
+                    in_flight_before
+                ),
+            );
+        } else if in_flight_before > 0 {
+            say(
+                r.json,
+                format!("{in_flight_before} node(s) in flight on SLURM; nothing new to submit"),
+            );
         }
-    } else if !sub.jobs.is_empty() {
+        if !r.wait {
+            break sub;
+        }
+        wait_for_jobs(&mut r)?;
+        let failed_now = r.counts.failed - failed_before;
+        if failed_now == 0 || round >= r.retries {
+            break sub;
+        }
+        round += 1;
         say(
             r.json,
             format!(
-                "submitted {} node(s) to SLURM in {} sbatch call(s); {} already in flight",
-                sub.jobs.len(),
-                sub.sbatch_calls,
-                in_flight_before
+                "retry {round} of {}: {failed_now} node(s) failed; submitting the failed chain again",
+                r.retries
             ),
         );
-    } else if in_flight_before > 0 {
-        say(
-            r.json,
-            format!("{in_flight_before} node(s) in flight on SLURM; nothing new to submit"),
-        );
-    }
-    if r.wait {
-        let mut delay = Duration::from_millis(500);
-        let max = std::env::var("FLOW_SLURM_POLL_MAX_SECS")
-            .ok()
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(Duration::from_secs_f64)
-            .unwrap_or(Duration::from_secs(30));
-        let started = Instant::now();
-        while !r.state.jobs.is_empty() {
-            std::thread::sleep(delay);
-            delay = (delay * 3 / 2).min(max);
-            let (c, f, left) =
-                reconcile_and_report(r.project, r.state, r.digester, r.cli, &mut r.counts, r.json)?;
-            if c + f > 0 && !r.json {
-                println!(
-                    "  [{:.0}s] {} done, {} failed, {left} in flight",
-                    started.elapsed().as_secs_f64(),
-                    r.counts.completed,
-                    r.counts.failed
-                );
-            }
-        }
-    }
+        let forced = vec![false; r.graph.nodes.len()];
+        r.plan = plan::plan(r.graph, r.state, r.digester, r.selected, &forced)
+            .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+    };
     // Local nodes run here once everything they need is recorded.
     let mut local_failed = 0;
     if !sub.local.is_empty() {
@@ -194,7 +224,8 @@ pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
         println!(
             "{}",
             serde_json::json!({
-                "submitted": sub.jobs.iter().map(|(id, job)| serde_json::json!({"id": id, "job": job})).collect::<Vec<_>>(),
+                "submitted": submitted.iter().map(|(id, job)| serde_json::json!({"id": id, "job": job})).collect::<Vec<_>>(),
+                "retries": round,
                 "in_flight": in_flight,
                 "completed": r.counts.completed,
                 "failed": r.counts.failed + local_failed,
@@ -209,7 +240,22 @@ pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
             in_flight.len()
         );
     }
-    Ok(if r.counts.failed + local_failed > 0 {
+    // The outcome is what is recorded now: a failure a retry fixed does not count.
+    let failed_now = r
+        .graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| {
+            r.selected[*i]
+                && !r.state.jobs.contains_key(&n.id)
+                && r.state
+                    .nodes
+                    .get(&n.id)
+                    .is_some_and(|rec| rec.status == flow_engine::state::RunStatus::Failed)
+        })
+        .count();
+    Ok(if failed_now + local_failed > 0 {
         exit_codes::NODE_FAILED
     } else {
         exit_codes::OK
