@@ -241,25 +241,9 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
         limits: Limits { jobs, gpus },
         keep_going: args.keep_going,
     };
-    let mut reporter = ConsoleReporter::new(args.json);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
-    let executor = LocalExecutor::new();
-    let summary = rt
-        .block_on(execute(
-            &project,
-            &graph,
-            &plan,
-            &mut state,
-            &digester,
-            &executor,
-            &options,
-            &mut reporter,
-        ))
-        .map_err(Failure::internal)?;
-    reporter.finish();
+    let summary = run_local(
+        &project, &graph, &plan, &mut state, &digester, &options, args.json,
+    )?;
     if args.json {
         println!(
             "{}",
@@ -300,6 +284,38 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
 
 fn count_selected(plan: &Plan) -> usize {
     plan.decisions.iter().filter(|d| d.is_some()).count()
+}
+
+/// Runs the stale instances of `plan` on this machine, reporting to the console.
+pub fn run_local(
+    project: &flow_engine::project::Project,
+    graph: &Graph,
+    plan: &Plan,
+    state: &mut State,
+    digester: &Digester<'_>,
+    options: &RunOptions,
+    json: bool,
+) -> Result<flow_engine::run::RunSummary, Failure> {
+    let mut reporter = ConsoleReporter::new(json);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+    let executor = LocalExecutor::new();
+    let summary = rt.block_on(execute(
+        project,
+        graph,
+        plan,
+        state,
+        digester,
+        &executor,
+        options,
+        &mut reporter,
+    ));
+    // A wait for another process's claim may still be blocked in flock; do not wait for it.
+    rt.shutdown_background();
+    reporter.finish();
+    summary.map_err(Failure::internal)
 }
 
 /// GPUs visible to this process: CUDA_VISIBLE_DEVICES, else /dev/nvidiaN devices.

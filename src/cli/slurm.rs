@@ -193,29 +193,13 @@ pub fn run(mut r: SlurmRun<'_>) -> CmdResult {
             .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
         let runnable = plan.stale().filter(|&id| sub.local.contains(&id)).count();
         if runnable > 0 {
-            let mut reporter = super::reporter::ConsoleReporter::new(r.json);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
             let options = flow_engine::run::RunOptions {
                 limits: flow_engine::scheduler::Limits { jobs: 2, gpus: 0 },
                 keep_going: true,
             };
-            let executor = flow_engine::executor::LocalExecutor::new();
-            let summary = rt.block_on(flow_engine::run::execute(
-                r.project,
-                r.graph,
-                &plan,
-                r.state,
-                r.digester,
-                &executor,
-                &options,
-                &mut reporter,
-            ));
-            rt.shutdown_background();
-            reporter.finish();
-            let summary = summary.map_err(Failure::internal)?;
+            let summary = super::run::run_local(
+                r.project, r.graph, &plan, r.state, r.digester, &options, r.json,
+            )?;
             local_failed = summary.failed.len();
         }
     }
