@@ -3,6 +3,9 @@
 //! only reaches crates that depend on torch-sys directly) and one for the GPU machines' torch.
 //! Also passes the built-against torch version (`<torch>/version.py`) to the code.
 
+#[path = "src/torch_version.rs"]
+mod torch_version;
+
 use std::path::Path;
 
 /// Where the GPU machines keep torch 2.11.0 (Python 3.12 venv); the same binary runs there.
@@ -24,16 +27,7 @@ fn main() {
             println!("cargo:rerun-if-changed={}", file.display());
             std::fs::read_to_string(file).ok()
         })
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                let v = l
-                    .strip_prefix("__version__")?
-                    .trim()
-                    .strip_prefix('=')?
-                    .trim();
-                Some(v.trim_matches(|c| c == '\'' || c == '"').to_owned())
-            })
-        })
+        .and_then(|text| torch_version::parse_version_py(&text))
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=FLOW_TORCH_BUILD_VERSION={version}");
 }

@@ -1,6 +1,8 @@
 //! `flow-train`: flow's libtorch trainer. For now only the set-up check (`doctor`); the model
 //! and the training loop come later (issue 8).
 
+mod torch_version;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -79,16 +81,7 @@ fn loaded_libtorch() -> Option<(PathBuf, Option<String>)> {
         .parent()
         .and_then(|d| d.parent())
         .and_then(|torch| std::fs::read_to_string(torch.join("version.py")).ok())
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                let v = l
-                    .strip_prefix("__version__")?
-                    .trim()
-                    .strip_prefix('=')?
-                    .trim();
-                Some(v.trim_matches(|c| c == '\'' || c == '"').to_owned())
-            })
-        });
+        .and_then(|text| torch_version::parse_version_py(&text));
     Some((lib, version))
 }
 
