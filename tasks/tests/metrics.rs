@@ -21,6 +21,15 @@ fn has_problem(m: &RunMetrics, line: Option<usize>, needle: &str) -> bool {
         .any(|p| p.line == line && p.what.contains(needle))
 }
 
+/// Both fixtures' runs: EMA's epoch 1 has the best mask AP.
+fn assert_ema_best_at_epoch_1(m: &RunMetrics) {
+    let best = m.best.unwrap();
+    assert_eq!(best.epoch, 1);
+    assert_eq!(best.track, Track::Ema);
+    assert!(close(best.mask_map, 0.25));
+    assert!(close(best.bbox_map.unwrap(), 0.31));
+}
+
 #[test]
 fn log_txt_three_epochs_ema_wins() {
     let m = fixture("log_ema");
@@ -48,11 +57,7 @@ fn log_txt_three_epochs_ema_wins() {
     assert!(close(m.epochs[1].segm.unwrap().ap().unwrap(), 0.20));
     assert!(close(m.epochs[1].ema_segm.unwrap().ap().unwrap(), 0.25));
 
-    let best = m.best.unwrap();
-    assert_eq!(best.epoch, 1);
-    assert_eq!(best.track, Track::Ema);
-    assert!(close(best.mask_map, 0.25));
-    assert!(close(best.bbox_map.unwrap(), 0.31));
+    assert_ema_best_at_epoch_1(&m);
 }
 
 #[test]
@@ -73,11 +78,7 @@ fn metrics_csv_three_epochs_ema_wins() {
     assert_eq!(bbox.aps(), None, "not in metrics.csv");
     assert!(close(m.epochs[1].segm.unwrap().ap().unwrap(), 0.20));
 
-    let best = m.best.unwrap();
-    assert_eq!(best.epoch, 1);
-    assert_eq!(best.track, Track::Ema);
-    assert!(close(best.mask_map, 0.25));
-    assert!(close(best.bbox_map.unwrap(), 0.31));
+    assert_ema_best_at_epoch_1(&m);
 }
 
 #[test]
