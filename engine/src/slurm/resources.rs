@@ -8,7 +8,6 @@
 //! script, and a mistake is reported with the field and the value instead of as an sbatch
 //! error after half a workflow was submitted.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -157,21 +156,6 @@ impl Resources {
         layers
             .into_iter()
             .fold(Resources::default(), |acc, layer| acc.overlay(layer))
-    }
-
-    /// The project-wide defaults of `configs/flow.yaml`'s `slurm:` section (which
-    /// [`crate::project::Settings`] keeps as strings); keys that are not resources
-    /// (`preamble`, `max_array_size`) are ignored.
-    pub fn from_settings(slurm: &BTreeMap<String, String>) -> Resources {
-        let get = |k: &str| slurm.get(k).cloned();
-        Resources {
-            partition: get("partition"),
-            account: get("account"),
-            qos: get("qos"),
-            mail_user: get("mail_user"),
-            mail_type: get("mail_type"),
-            ..Resources::default()
-        }
     }
 
     /// Checks every set field; the error names the first bad field and its value.
@@ -458,17 +442,6 @@ mod tests {
             Resources::layered([&high, &base]).partition.as_deref(),
             Some("low")
         );
-    }
-
-    #[test]
-    fn from_settings_takes_resource_keys_only() {
-        let mut s = BTreeMap::new();
-        s.insert("account".to_string(), "mylab".to_string());
-        s.insert("preamble".to_string(), "module load cuda".to_string());
-        s.insert("max_array_size".to_string(), "100".to_string());
-        let r = Resources::from_settings(&s);
-        assert_eq!(r.account.as_deref(), Some("mylab"));
-        assert_eq!(r.sbatch_flags().unwrap(), ["--account=mylab"]);
     }
 
     fn err_field(r: Resources) -> (String, String) {
