@@ -3,6 +3,7 @@
 // Spec errors carry their source for rendering and are returned once per command.
 #![allow(clippy::result_large_err)]
 
+pub mod compare;
 pub mod experiment;
 pub mod metrics;
 mod shell;

@@ -27,6 +27,10 @@ enum Command {
         #[arg(long)]
         threads: Option<i32>,
     },
+    /// Evaluate a COCO results file (bbox or segm) as pycocotools does.
+    Eval(flow_trainer::eval_cmd::EvalArgs),
+    /// Write the synthetic COCO instance-segmentation dataset.
+    Synth(flow_trainer::synth_cmd::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Eval(args) => flow_trainer::eval_cmd::run(args),
+        Command::Synth(args) => flow_trainer::synth_cmd::run(args),
     }
 }
 

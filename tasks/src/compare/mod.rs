@@ -1,0 +1,1 @@
+//! The `compare` outputs: leaderboard, plots and the HTML report (issue 7).

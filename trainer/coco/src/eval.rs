@@ -1,0 +1,1 @@
+//! COCO evaluation (bbox and segm) equal to pycocotools (issue 9).

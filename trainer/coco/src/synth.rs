@@ -1,0 +1,1 @@
+//! The synthetic COCO instance-segmentation dataset (issue 9).

@@ -1,0 +1,1 @@
+//! The RF-DETR-Seg model family (issue 8).
