@@ -132,3 +132,13 @@ impl Executor for LocalExecutor {
         }
     }
 }
+
+/// The running `flow` binary, exported to node commands as `FLOW_BIN` so built-in task
+/// kinds can call back into it (`"$FLOW_BIN" exec-train ...`) without its path entering
+/// any key. `FLOW_BIN` in flow's own environment wins (tests, wrappers).
+pub fn flow_bin() -> std::path::PathBuf {
+    std::env::var_os("FLOW_BIN")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| std::path::PathBuf::from("flow"))
+}

@@ -47,6 +47,17 @@ pub struct Instance {
     pub deps: Vec<NodeId>,
     pub dependents: Vec<NodeId>,
     pub gpus: u32,
+    /// The task kind's SLURM layers (see [`crate::task::Resolution`]).
+    pub kind_resources: KindResources,
+}
+
+/// SLURM requests a task kind adds around the workflow's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindResources {
+    pub over_workflow: crate::slurm::Resources,
+    pub under_workflow: crate::slurm::Resources,
+    /// Long jobs (training) requeue themselves before their time limit and resume.
+    pub requeue: bool,
 }
 
 /// The sealed, validated graph of a workflow.
@@ -86,6 +97,11 @@ impl Graph {
     }
 
     /// The spec node an instance came from.
+    /// The spec node an instance was expanded from.
+    pub fn node_spec_of(&self, inst: &Instance) -> &NodeSpec {
+        &self.spec.nodes[inst.spec]
+    }
+
     pub fn node_spec(&self, id: NodeId) -> &NodeSpec {
         &self.spec.nodes[self.nodes[id].spec]
     }
@@ -534,6 +550,7 @@ impl<'a> Builder<'a> {
             deps,
             dependents: Vec::new(),
             gpus: node.gpus,
+            kind_resources: KindResources::default(),
         };
         let src = &self.spec.source;
         let mut outputs = Vec::new();
@@ -572,7 +589,71 @@ impl<'a> Builder<'a> {
             )?;
             inst.command = Some(cmd);
         }
+        if let Some(resolver) = &node.template.resolver {
+            self.resolve(resolver.as_ref(), assign, &mut inst)?;
+        }
         Ok(inst)
+    }
+
+    /// Lets the node's kind resolve the instance (see [`crate::task::ResolveInstance`]).
+    fn resolve(
+        &self,
+        resolver: &dyn crate::task::ResolveInstance,
+        assign: &Assignment,
+        inst: &mut Instance,
+    ) -> Result<(), SpecError> {
+        use crate::task::{AxisValue, InstanceContext, UpstreamInstance};
+        let node = &self.spec.nodes[inst.spec];
+        let axes = assign
+            .iter()
+            .zip(&inst.axes)
+            .map(|(&(a, v), (name, text))| AxisValue {
+                name,
+                value: &self.axes[a].values[v].value,
+                text,
+            })
+            .collect();
+        let upstream = inst
+            .deps
+            .iter()
+            .map(|&d| UpstreamInstance {
+                node: &self.spec.nodes[self.nodes[d].spec].name,
+                id: &self.nodes[d].id,
+                outputs: &self.nodes[d].outputs,
+            })
+            .collect();
+        let ctx = InstanceContext {
+            source: &self.spec.source,
+            node: &node.name,
+            node_span: node.name_span,
+            id: &inst.id,
+            axes,
+            params: &inst.params,
+            upstream,
+        };
+        let r = resolver.resolve(&ctx)?;
+        if let Some(params) = r.params {
+            inst.params = params;
+        }
+        if let Some(cmd) = r.command {
+            inst.command = Some(cmd);
+        }
+        if let Some(outputs) = r.outputs {
+            inst.outputs = outputs;
+        }
+        for path in r.inputs {
+            inst.inputs.push(Input {
+                glob: is_glob(&path),
+                path,
+                produced_by: None,
+            });
+        }
+        inst.kind_resources = KindResources {
+            over_workflow: r.resources_over_workflow,
+            under_workflow: r.resources_under_workflow,
+            requeue: r.requeue,
+        };
+        Ok(())
     }
 
     /// Normalises a path to project-relative form, refusing paths that leave the project.
@@ -644,7 +725,11 @@ impl<'a> Builder<'a> {
         for (i, n) in self.nodes.iter().enumerate() {
             let spec = &self.spec.nodes[n.spec];
             for (k, input) in n.inputs.iter().enumerate() {
-                let span = spec.template.inputs[k].span;
+                let span = spec
+                    .template
+                    .inputs
+                    .get(k)
+                    .map_or(spec.name_span, |t| t.span);
                 if input.glob {
                     if n.deps.is_empty()
                         && disk.glob(&input.path).map(|v| v.is_empty()).unwrap_or(true)

@@ -248,6 +248,10 @@ pub async fn execute(
                     "FLOW_PROJECT".to_string(),
                     project.root.to_string_lossy().into_owned(),
                 ),
+                (
+                    "FLOW_BIN".to_string(),
+                    crate::executor::flow_bin().to_string_lossy().into_owned(),
+                ),
             ];
             if inst.gpus > 0 {
                 // Slots index the GPUs flow itself was given, if it was restricted.

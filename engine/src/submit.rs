@@ -19,7 +19,7 @@ use crate::key::StoredManifest;
 use crate::plan::{self, Plan};
 use crate::project::Project;
 use crate::slurm::cli::{self as slurm_cli, SlurmCli};
-use crate::slurm::script::{ArrayOptions, Dependency, DependencyKind, JobRef};
+use crate::slurm::script::{ArrayOptions, Dependency, DependencyKind, JobRef, Requeue};
 use crate::slurm::{BatchScript, ScriptTask, SlurmError};
 use crate::slurm_config::SlurmSection;
 use crate::state::{JobPhase, JobRecord, State};
@@ -137,20 +137,28 @@ pub fn submit(
     let mut provisional: HashMap<NodeId, String> = HashMap::new();
     let mut submitted: HashMap<NodeId, JobRef> = HashMap::new();
     let mut max_array: Option<u32> = None;
-    let base = settings.overlay(&graph.spec.slurm);
     let batch = format!("{}-{}", now(), std::process::id());
     let mut chunk_no = 0usize;
+    // One job array per node and resource request: a kind may ask differently per instance
+    // (a matrix over model sizes), so a node's instances are split by their kind's layers.
+    let mut batches: Vec<Vec<NodeId>> = Vec::new();
     for group in graph.groups() {
-        let ids: Vec<NodeId> = group.filter(|&i| stale[i] && !local[i]).collect();
-        if ids.is_empty() {
-            continue;
+        let mut by_request: Vec<Vec<NodeId>> = Vec::new();
+        for i in group.filter(|&i| stale[i] && !local[i]) {
+            let request = &graph.nodes[i].kind_resources;
+            match by_request
+                .iter_mut()
+                .find(|b| &graph.nodes[b[0]].kind_resources == request)
+            {
+                Some(b) => b.push(i),
+                None => by_request.push(vec![i]),
+            }
         }
-        let spec = graph.node_spec(ids[0]);
-        let section = base.overlay(&SlurmSection {
-            resources: spec.resources.clone(),
-            ..Default::default()
-        });
-        let section = section.overlay(command_line);
+        batches.extend(by_request);
+    }
+    for ids in batches {
+        let section = request_for(graph, ids[0], settings, command_line);
+        let kind = &graph.nodes[ids[0]].kind_resources;
         let fanned = !graph.nodes[ids[0]].axes.is_empty();
         let limit = if fanned {
             if max_array.is_none() {
@@ -235,7 +243,10 @@ pub fn submit(
                     throttle: section.throttle,
                 }),
                 dependencies,
-                requeue: None,
+                requeue: kind.requeue.then_some(Requeue {
+                    signal_secs: REQUEUE_SIGNAL_SECS,
+                    max_requeues: MAX_REQUEUES,
+                }),
                 preamble: section.preamble.clone(),
             };
             let path = dir.join("job.sh");
@@ -353,4 +364,37 @@ fn dependencies_of(
         kind: DependencyKind::AfterOk,
         jobs,
     }]
+}
+
+/// How long before its time limit a requeueing job is signalled (`--signal=B:USR1@N`).
+pub const REQUEUE_SIGNAL_SECS: u32 = 300;
+/// Requeues a job may do before it ends as `timeout` (the per-node retry budget).
+pub const MAX_REQUEUES: u32 = 3;
+
+/// The SLURM request of one instance, layered (DESIGN §5, lowest first):
+/// `configs/flow.yaml`, the kind's policy, the workflow's defaults, the kind's own request
+/// (a config's `resources:`), the node, the command line.
+pub fn request_for(
+    graph: &Graph,
+    id: NodeId,
+    settings: &SlurmSection,
+    command_line: &SlurmSection,
+) -> SlurmSection {
+    let spec = graph.node_spec(id);
+    let kind = &graph.nodes[id].kind_resources;
+    settings
+        .overlay(&SlurmSection {
+            resources: kind.under_workflow.clone(),
+            ..Default::default()
+        })
+        .overlay(&graph.spec.slurm)
+        .overlay(&SlurmSection {
+            resources: kind.over_workflow.clone(),
+            ..Default::default()
+        })
+        .overlay(&SlurmSection {
+            resources: spec.resources.clone(),
+            ..Default::default()
+        })
+        .overlay(command_line)
 }

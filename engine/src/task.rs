@@ -3,9 +3,15 @@
 //! The engine runs commands with declared inputs and outputs and knows nothing of training
 //! or plotting; a task kind turns its own YAML keys into that generic shape.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::diagnostic::SpecError;
 use crate::fields::Fields;
-use crate::yaml::Span;
+use crate::slurm::Resources;
+use crate::value::Value;
+use crate::workflow::Param;
+use crate::yaml::{Source, Span};
 
 /// A string with `{placeholder}`s, remembered with where it was written.
 #[derive(Debug, Clone)]
@@ -23,6 +29,67 @@ pub struct TaskTemplate {
     pub inputs: Vec<Template>,
     /// Paths the node must produce; success is recorded only once all exist.
     pub outputs: Vec<Template>,
+    /// Kinds whose instances depend on more than templates (an experiment config merged
+    /// with the matrix values, a run directory from a registry) resolve each instance here.
+    pub resolver: Option<Arc<dyn ResolveInstance>>,
+}
+
+/// One matrix value of an instance, for names built from them (`nano-baseline-lr5.0e-5`).
+#[derive(Debug, Clone)]
+pub struct AxisValue<'a> {
+    /// The name the id shows (`lr`).
+    pub name: &'a str,
+    pub value: &'a Value,
+    /// As written (`5.0e-5`).
+    pub text: &'a str,
+}
+
+/// An upstream instance as a resolver sees it.
+#[derive(Debug, Clone)]
+pub struct UpstreamInstance<'a> {
+    pub node: &'a str,
+    pub id: &'a str,
+    pub outputs: &'a [String],
+}
+
+/// What the engine knows of one instance when its kind resolves it.
+#[derive(Debug)]
+pub struct InstanceContext<'a> {
+    /// The workflow file, for errors located in it.
+    pub source: &'a Source,
+    pub node: &'a str,
+    pub node_span: Span,
+    pub id: &'a str,
+    pub axes: Vec<AxisValue<'a>>,
+    /// The node's parameters with this instance's matrix values applied.
+    pub params: &'a BTreeMap<String, Param>,
+    /// `needs:` and `gather:` upstreams, in reference order.
+    pub upstream: Vec<UpstreamInstance<'a>>,
+}
+
+/// A resolved instance: what replaces the template-rendered parts.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    /// Replace the instance's parameters (and so what its key and `explain` show).
+    pub params: Option<BTreeMap<String, Param>>,
+    pub command: Option<String>,
+    /// Project-relative paths or globs added to the declared inputs.
+    pub inputs: Vec<String>,
+    /// Replace the declared outputs.
+    pub outputs: Option<Vec<String>>,
+    /// SLURM request of the kind above the workflow's defaults (an experiment config's
+    /// `resources:`); never part of the key.
+    pub resources_over_workflow: Resources,
+    /// SLURM request of the kind below the workflow's defaults (a model-size policy).
+    pub resources_under_workflow: Resources,
+    /// On SLURM, requeue the job shortly before its time limit (and after preemption) so it
+    /// resumes under the same job id; for long jobs that checkpoint.
+    pub requeue: bool,
+}
+
+/// Resolves instances of one node; see [`TaskTemplate::resolver`].
+pub trait ResolveInstance: Send + Sync + std::fmt::Debug {
+    fn resolve(&self, ctx: &InstanceContext<'_>) -> Result<Resolution, SpecError>;
 }
 
 /// A kind of node (`shell`, later `train`, `metrics`, `compare`).
@@ -97,6 +164,7 @@ pub mod testing {
                 run: f.string("run")?.map(|(text, span)| Template { text, span }),
                 inputs: list("inputs")?,
                 outputs: list("outputs")?,
+                resolver: None,
             })
         }
     }

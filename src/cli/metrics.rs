@@ -6,7 +6,10 @@ use flow_tasks::metrics::{Format, Track, read_run_dir};
 
 use super::{CmdResult, exit_codes};
 
-pub fn metrics(dirs: &[PathBuf], json: bool) -> CmdResult {
+pub fn metrics(dirs: &[PathBuf], json: bool, output: Option<&std::path::Path>) -> CmdResult {
+    if let Some(out) = output {
+        return write_metrics(dirs, out);
+    }
     let mut any_problem = false;
     let mut docs = Vec::new();
     for dir in dirs {
@@ -56,4 +59,35 @@ pub fn metrics(dirs: &[PathBuf], json: bool) -> CmdResult {
     } else {
         exit_codes::OK
     })
+}
+
+/// The `metrics` task's command: one run directory's versioned metrics file, written
+/// atomically. Problems in the log are kept in the file (and printed), not a failure:
+/// compare flags the run instead of losing it.
+fn write_metrics(dirs: &[PathBuf], out: &std::path::Path) -> CmdResult {
+    let [dir] = dirs else {
+        return Err(super::Failure::msg(
+            exit_codes::INVALID_INPUT,
+            "`flow metrics --output FILE` takes exactly one run directory".to_string(),
+        ));
+    };
+    let m = read_run_dir(dir);
+    for p in &m.problems {
+        eprintln!("{}: {p}", dir.display());
+    }
+    let fail = |e: std::io::Error| {
+        super::Failure::msg(
+            exit_codes::INTERNAL,
+            format!("cannot write {}: {e}", out.display()),
+        )
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(fail)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(fail)?;
+    std::io::Write::write_all(&mut tmp, format!("{}\n", m.to_json()).as_bytes()).map_err(fail)?;
+    tmp.persist(out).map_err(|e| fail(e.error))?;
+    Ok(exit_codes::OK)
 }

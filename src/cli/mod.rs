@@ -10,14 +10,18 @@ use flow_engine::graph::{Graph, NodeId};
 use flow_engine::project::Project;
 use flow_engine::workflow::WorkflowSpec;
 use flow_engine::yaml::Source;
+use flow_tasks::TaskContext;
+use flow_tasks::registry::{RegistryStore, RunIds};
 
 mod cancel;
 mod exit_codes;
 mod explain;
 mod gc;
 mod graph;
+mod launch;
 mod logs;
 mod metrics;
+mod registry_sync;
 mod reporter;
 mod run;
 mod slurm;
@@ -73,13 +77,13 @@ enum Command {
         /// Print the versioned metrics file(s) as JSON.
         #[arg(long)]
         json: bool,
+        /// Write one run directory's versioned metrics file here (atomically) instead.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
-    /// Reconcile SLURM jobs in flight (one sacct call) and show where they stand.
-    Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// The experiment registry: every run's status (synced with SLURM in one sacct call
+    /// when runs are in flight) and best metrics.
+    Status(status::StatusArgs),
     /// Drop state (records, cached digests, logs) that no workflow reaches any more.
     Gc {
         /// Workflows whose state to keep (default: every file in `workflows/`).
@@ -90,6 +94,18 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Launch experiments from configs (train + metrics each), on SLURM by default.
+    Launch(launch::LaunchArgs),
+    /// Internal: what a `train` node runs (writes the run directory's config, applies the
+    /// SLURM batch policy, starts the trainer).
+    #[command(hide = true)]
+    ExecTrain {
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// The resolved experiment config (YAML text).
+        #[arg(long)]
+        config: String,
     },
     /// Print a node's stdout/stderr.
     Logs {
@@ -156,8 +172,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cancel { selectors, json } => {
             cancel::cancel(cli.project.as_deref(), &selectors, json)
         }
-        Command::Metrics { dirs, json } => metrics::metrics(&dirs, json),
-        Command::Status { json } => status::status(cli.project.as_deref(), json),
+        Command::Metrics { dirs, json, output } => metrics::metrics(&dirs, json, output.as_deref()),
+        Command::Launch(args) => launch::launch(cli.project.as_deref(), args),
+        Command::ExecTrain { run_dir, config } => {
+            let e = flow_tasks::train::exec::exec_train(&run_dir, &config);
+            Err(Failure::msg(
+                exit_codes::NODE_FAILED,
+                format!("flow exec-train: {e}"),
+            ))
+        }
+        Command::Status(args) => status::status(cli.project.as_deref(), args),
         Command::Gc {
             workflows,
             dry_run,
@@ -227,8 +251,21 @@ fn open_project(explicit: Option<&Path>, workflow: Option<&Path>) -> Result<Proj
     Project::open(root).map_err(Failure::invalid)
 }
 
-/// Reads, checks and expands a workflow.
+/// Reads, checks and expands a workflow, for commands that only look (new training runs
+/// get provisional ids; the registry is not written).
 fn load_graph(project: &Project, workflow: &Path) -> Result<Graph, Failure> {
+    let source = read_workflow(project, workflow)?;
+    let ctx = task_context(project, RunIds::peek(RegistryStore::new(&project.root)));
+    build_graph(project, source, ctx)
+}
+
+/// The task kinds' shared context for one command.
+fn task_context(project: &Project, ids: RunIds) -> Arc<TaskContext> {
+    Arc::new(TaskContext::new(&project.root, Arc::new(ids)))
+}
+
+/// Reads a workflow file.
+fn read_workflow(project: &Project, workflow: &Path) -> Result<Source, Failure> {
     let path = resolve_workflow(project, workflow)?;
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Failure::msg(
@@ -241,8 +278,12 @@ fn load_graph(project: &Project, workflow: &Path) -> Result<Graph, Failure> {
         .unwrap_or(&path)
         .to_string_lossy()
         .into_owned();
-    let source = Source::new(name, Arc::<str>::from(text));
-    let tasks = flow_tasks::builtin();
+    Ok(Source::new(name, Arc::<str>::from(text)))
+}
+
+/// Checks and expands a workflow with the built-in task kinds.
+fn build_graph(project: &Project, source: Source, ctx: Arc<TaskContext>) -> Result<Graph, Failure> {
+    let tasks = flow_tasks::builtin(ctx);
     let spec = WorkflowSpec::parse(source, &tasks).map_err(Failure::invalid)?;
     Graph::build(spec, &RealDisk::new(&project.root)).map_err(Failure::invalid)
 }

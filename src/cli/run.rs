@@ -13,64 +13,71 @@ use flow_engine::scheduler::Limits;
 use flow_engine::state::State;
 
 use super::reporter::ConsoleReporter;
-use super::{CmdResult, ExecutorArg, Failure, exit_codes, load_graph, open_project, select};
+use flow_engine::project::Project;
+use flow_tasks::registry::{RegistryStore, RunIds};
 
-#[derive(Debug, Args)]
+use super::registry_sync::{register_runs, sync_registry};
+use super::{
+    CmdResult, ExecutorArg, Failure, build_graph, exit_codes, open_project, read_workflow, select,
+    task_context,
+};
+
+#[derive(Debug, Default, Args)]
 pub struct RunArgs {
     /// Workflow file (a path, or a name under `workflows/`).
-    workflow: std::path::PathBuf,
+    pub(super) workflow: std::path::PathBuf,
     /// Print the plan with reasons; run nothing.
     #[arg(short = 'n', long = "dry-run")]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     /// Jobs to run at once (default: configs/flow.yaml `jobs`, else the number of CPUs).
     #[arg(short, long, value_name = "N")]
-    jobs: Option<usize>,
+    pub(super) jobs: Option<usize>,
     /// GPU slots shared by nodes that declare `resources: {gpus: N}`.
     #[arg(long, value_name = "N")]
-    gpus: Option<u32>,
+    pub(super) gpus: Option<u32>,
     /// Executor (default: the workflow's, else configs/flow.yaml's, else local).
     #[arg(long, value_enum)]
-    executor: Option<ExecutorArg>,
+    pub(super) executor: Option<ExecutorArg>,
     /// Only these nodes (ids or names) and what they need.
     #[arg(long = "target", value_name = "NODE")]
-    targets: Vec<String>,
+    pub(super) targets: Vec<String>,
     /// Run these nodes (ids or names) even if fresh.
     #[arg(long = "force", value_name = "NODE")]
-    force: Vec<String>,
+    pub(super) force: Vec<String>,
     /// After a failure keep running everything that does not depend on it.
     #[arg(short, long)]
-    keep_going: bool,
+    pub(super) keep_going: bool,
     /// Print the plan (with -n) or the run's summary as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// SLURM: stay, show progress and reconcile until every submitted job has ended
     /// (default: submit and exit; a later `flow run` reconciles).
     #[arg(long)]
-    wait: bool,
+    pub(super) wait: bool,
     /// SLURM, with --wait: submit a failed chain again up to N times.
     #[arg(long, value_name = "N", default_value_t = 0)]
-    retries: u32,
+    pub(super) retries: u32,
     /// SLURM account (over the node's, the workflow's and configs/flow.yaml's).
     #[arg(long, value_name = "A")]
-    account: Option<String>,
+    pub(super) account: Option<String>,
     /// SLURM partition.
     #[arg(long, value_name = "P")]
-    partition: Option<String>,
+    pub(super) partition: Option<String>,
     /// SLURM quality of service.
     #[arg(long, value_name = "Q")]
-    qos: Option<String>,
+    pub(super) qos: Option<String>,
     /// SLURM time limit (`D-HH:MM:SS`, `HH:MM:SS` or minutes).
     #[arg(long, value_name = "T")]
-    time: Option<String>,
+    pub(super) time: Option<String>,
     /// Mail address for SLURM job notifications.
     #[arg(long, value_name = "M")]
-    mail_user: Option<String>,
+    pub(super) mail_user: Option<String>,
     /// SLURM mail types, e.g. `END,FAIL`.
     #[arg(long, value_name = "TYPES")]
-    mail_type: Option<String>,
+    pub(super) mail_type: Option<String>,
     /// At most this many tasks of one job array run at once (`--array=...%N`).
     #[arg(long, value_name = "N")]
-    throttle: Option<u32>,
+    pub(super) throttle: Option<u32>,
 }
 
 impl RunArgs {
@@ -94,6 +101,24 @@ impl RunArgs {
 
 pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     let project = open_project(project, Some(&args.workflow))?;
+    let source = read_workflow(&project, &args.workflow)?;
+    let store = RegistryStore::new(&project.root);
+    let ids = if args.dry_run {
+        RunIds::peek(store)
+    } else {
+        RunIds::locked(store, false)
+    };
+    run_source(&project, source, &args, task_context(&project, ids))
+}
+
+/// `flow run` on a workflow already read (`flow launch` builds one in memory), with the
+/// task kinds' context (whose run ids lock the registry unless this is a dry run).
+pub(super) fn run_source(
+    project: &Project,
+    source: flow_engine::yaml::Source,
+    args: &RunArgs,
+    ctx: std::sync::Arc<flow_tasks::TaskContext>,
+) -> CmdResult {
     let cache = project.cache_dir();
     // The workflow and the journal are independent: read them on both cores at once.
     let (graph, state) = std::thread::scope(|scope| {
@@ -104,7 +129,7 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
                 State::load(&cache)
             }
         });
-        let graph = load_graph(&project, &args.workflow);
+        let graph = build_graph(project, source, ctx.clone());
         (graph, state.join().expect("state loader does not panic"))
     });
     let graph = graph?;
@@ -174,9 +199,10 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
     }
     let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
         .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+    register_runs(&ctx, &graph, &plan, slurm, args.json)?;
     if slurm {
-        return super::slurm::run(super::slurm::SlurmRun {
-            project: &project,
+        let code = super::slurm::run(super::slurm::SlurmRun {
+            project,
             graph: &graph,
             plan,
             state: &mut state,
@@ -189,6 +215,8 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
             counts,
             selected: &selected,
         });
+        sync_registry(project, &state, &Default::default())?;
+        return code;
     }
 
     let jobs = args
@@ -242,8 +270,10 @@ pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
         keep_going: args.keep_going,
     };
     let summary = run_local(
-        &project, &graph, &plan, &mut state, &digester, &options, args.json,
-    )?;
+        project, &graph, &plan, &mut state, &digester, &options, args.json,
+    );
+    sync_registry(project, &state, &Default::default())?;
+    let summary = summary?;
     if args.json {
         println!(
             "{}",

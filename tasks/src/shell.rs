@@ -40,6 +40,7 @@ impl TaskKind for ShellTask {
             run: Some(Template { text, span }),
             inputs: list("inputs")?,
             outputs: list("outputs")?,
+            resolver: None,
         })
     }
 }

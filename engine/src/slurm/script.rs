@@ -490,7 +490,10 @@ impl BatchScript {
         }
 
         let root_q = bash_quote(root);
-        let mut body = BODY.replace("@@ROOT@@", &root_q);
+        let mut body = BODY.replace("@@ROOT@@", &root_q).replace(
+            "@@BIN@@",
+            &bash_quote(&crate::executor::flow_bin().to_string_lossy()),
+        );
         let (usr1, usr1_trap) = match self.requeue {
             Some(rq) => (
                 USR1.replace("@@MAX@@", &rq.max_requeues.to_string()),
@@ -538,8 +541,9 @@ flow_on_usr1() {
 
 const BODY: &str = r#"
 FLOW_PROJECT=@@ROOT@@
+FLOW_BIN=@@BIN@@
 FLOW_ATTEMPT=$((flow_attempt_base + ${SLURM_RESTART_COUNT:-0}))
-export FLOW_NODE FLOW_KEY FLOW_PROJECT FLOW_ATTEMPT
+export FLOW_NODE FLOW_KEY FLOW_PROJECT FLOW_BIN FLOW_ATTEMPT
 if [ "$FLOW_ATTEMPT" -gt 1 ]; then export FLOW_RESUME=1; fi
 if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then
     flow_job_id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}

@@ -59,6 +59,30 @@ const DEFAULT_EPOCHS: u32 = 100;
 /// Loads and validates an experiment config; every error points at the offending text.
 pub fn load_config(source: &Source) -> Result<ExperimentConfig, SpecError> {
     let root = parse(source)?;
+    load_tree(source, &root)
+}
+
+/// Every key a config may set, dotted (`training.lr`), for overrides and their hints.
+pub(crate) fn known_keys() -> Vec<String> {
+    let sections: [(&str, &[&str]); 8] = [
+        ("experiment", EXPERIMENT_KEYS),
+        ("data", DATA_KEYS),
+        ("training", TRAINING_KEYS),
+        ("checkpoints", CHECKPOINTS_KEYS),
+        ("logging", LOGGING_KEYS),
+        ("model", MODEL_KEYS),
+        ("trainer", TRAINER_KEYS),
+        ("resources", RESOURCE_KEYS),
+    ];
+    sections
+        .iter()
+        .flat_map(|(s, keys)| keys.iter().map(move |k| format!("{s}.{k}")))
+        .collect()
+}
+
+/// [`load_config`] on an already parsed (and possibly edited) document.
+pub(crate) fn load_tree(source: &Source, root: &Yaml) -> Result<ExperimentConfig, SpecError> {
+    let root = root.clone();
     let top = Fields::new(source, &root, "the experiment config", TOP_KEYS)?;
     let empty = Yaml {
         kind: YamlKind::Map(Vec::new()),

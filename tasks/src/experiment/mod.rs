@@ -2,13 +2,16 @@
 
 mod config;
 mod load;
+mod overrides;
 mod sizes;
+mod write;
 
 pub use config::{
     CheckpointsConfig, DataConfig, ExperimentConfig, ExperimentSection, LoggingConfig, ModelConfig,
     Scheduler, TrainerConfig, TrainingConfig,
 };
 pub use load::load_config;
+pub use overrides::load_with_overrides;
 pub use sizes::ModelSize;
 
 #[cfg(test)]
