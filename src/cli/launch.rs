@@ -217,7 +217,7 @@ fn launch_workflow(project: &Project, configs: &[PathBuf]) -> Result<Source, Fai
 }
 
 /// A config path relative to the project root (it must be inside the project).
-fn relative(project: &Project, path: &Path) -> Result<String, Failure> {
+pub(super) fn relative(project: &Project, path: &Path) -> Result<String, Failure> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {

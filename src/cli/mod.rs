@@ -18,6 +18,7 @@ mod exit_codes;
 mod explain;
 mod gc;
 mod graph;
+mod import;
 mod launch;
 mod logs;
 mod metrics;
@@ -26,6 +27,7 @@ mod reporter;
 mod run;
 mod slurm;
 mod status;
+mod train;
 
 /// A content-hashed workflow engine for deep-learning experiments.
 #[derive(Debug, Parser)]
@@ -97,6 +99,10 @@ enum Command {
     },
     /// Launch experiments from configs (train + metrics each), on SLURM by default.
     Launch(launch::LaunchArgs),
+    /// Train one experiment in the foreground (registered like launched runs).
+    Train(train::TrainArgs),
+    /// Register run directories made outside flow, or a previous scripts' registry.json.
+    Import(import::ImportArgs),
     /// Internal: what a `train` node runs (writes the run directory's config, applies the
     /// SLURM batch policy, starts the trainer).
     #[command(hide = true)]
@@ -174,6 +180,8 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Metrics { dirs, json, output } => metrics::metrics(&dirs, json, output.as_deref()),
         Command::Launch(args) => launch::launch(cli.project.as_deref(), args),
+        Command::Train(args) => train::train(cli.project.as_deref(), args),
+        Command::Import(args) => import::import(cli.project.as_deref(), args),
         Command::ExecTrain { run_dir, config } => {
             let e = flow_tasks::train::exec::exec_train(&run_dir, &config);
             Err(Failure::msg(

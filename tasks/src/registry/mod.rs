@@ -4,12 +4,14 @@
 mod clock;
 mod entry;
 mod ids;
+mod import;
 mod metrics_cache;
 mod store;
 mod sync;
 
 pub use clock::{id_stamp, rfc3339, unix_now};
 pub use entry::{BestMetrics, Entry, Provenance, Status};
+pub use import::{Imported, import_legacy_registry, import_run_dir};
 pub use ids::{Allocation, RunIds};
 pub use metrics_cache::{CachedMetrics, MetricsCache};
 pub use store::{REGISTRY_VERSION, Registry, RegistryError, RegistryLock, RegistryStore};

@@ -176,4 +176,19 @@ impl RegistryStore {
         self.write(&lock, &reg)?;
         Ok(out)
     }
+
+    /// [`RegistryStore::update`] for changes that can fail: nothing is written unless the
+    /// change succeeds, so a failed import leaves the registry as it was.
+    pub fn try_update<T, E>(
+        &self,
+        change: impl FnOnce(&mut Registry) -> Result<T, E>,
+    ) -> Result<Result<T, E>, RegistryError> {
+        let lock = self.lock()?;
+        let mut reg = self.read()?;
+        let out = change(&mut reg);
+        if out.is_ok() {
+            self.write(&lock, &reg)?;
+        }
+        Ok(out)
+    }
 }

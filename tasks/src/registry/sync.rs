@@ -29,8 +29,10 @@ pub fn sync(
     for entry in &mut reg.experiments {
         let before = entry.clone();
         update_status(entry, state, live);
-        if entry.status != Status::Pending && entry.status != Status::Submitted {
-            let dir = resolve(root, &entry.output_dir);
+        let dir = resolve(root, &entry.output_dir);
+        // A run directory that is gone (or elsewhere, for imported entries) keeps the
+        // metrics last known.
+        if entry.status != Status::Pending && entry.status != Status::Submitted && dir.is_dir() {
             let m = cache.get(&entry.output_dir, &dir);
             entry.best = m.best;
             entry.metrics_problems = m.problems;

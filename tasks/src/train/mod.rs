@@ -15,6 +15,7 @@
 //! into the run directory, applies the SLURM batch policy and starts the trainer.
 
 pub mod exec;
+mod foreground;
 mod naming;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use crate::experiment::{ExperimentConfig, load_with_overrides};
 use crate::policy::resources_for;
 use crate::registry::{Entry, Provenance, Status, rfc3339, unix_now};
 
+pub use foreground::{ForegroundError, ForegroundRun, train_foreground};
 pub use naming::{experiment_key, run_name};
 
 /// Where run directories live, relative to the project root.
@@ -152,7 +154,7 @@ impl ResolveInstance for TrainResolver {
 
 /// The resolved config as the instance's parameters: values by dotted key, shown as the
 /// workflow wrote them where it overrode them.
-fn key_params(
+pub(crate) fn key_params(
     config: &ExperimentConfig,
     overrides: &BTreeMap<String, Param>,
     node_span: Span,
