@@ -142,15 +142,20 @@ struct LegacyEntry {
 /// Imports the entries of a registry written by the team's previous scripts: a list of
 /// entries, `{"experiments": [...]}`, or a map from id to entry. Returns what was added
 /// and what was already known (by id or output directory).
-pub fn import_legacy_registry(reg: &mut Registry, text: &str, file: &str) -> Result<Vec<Imported>, String> {
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        format!("{file}:{}:{}: not valid JSON: {e}", e.line(), e.column())
-    })?;
+pub fn import_legacy_registry(
+    reg: &mut Registry,
+    text: &str,
+    file: &str,
+) -> Result<Vec<Imported>, String> {
+    let doc: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("{file}:{}:{}: not valid JSON: {e}", e.line(), e.column()))?;
     let items: Vec<(Option<String>, serde_json::Value)> = match doc {
         serde_json::Value::Array(a) => a.into_iter().map(|v| (None, v)).collect(),
         serde_json::Value::Object(mut o) => match o.remove("experiments") {
             Some(serde_json::Value::Array(a)) => a.into_iter().map(|v| (None, v)).collect(),
-            Some(serde_json::Value::Object(m)) => m.into_iter().map(|(k, v)| (Some(k), v)).collect(),
+            Some(serde_json::Value::Object(m)) => {
+                m.into_iter().map(|(k, v)| (Some(k), v)).collect()
+            }
             _ => o.into_iter().map(|(k, v)| (Some(k), v)).collect(),
         },
         _ => {
@@ -164,9 +169,10 @@ pub fn import_legacy_registry(reg: &mut Registry, text: &str, file: &str) -> Res
     for (n, (key, value)) in items.into_iter().enumerate() {
         let e: LegacyEntry = serde_json::from_value(value)
             .map_err(|err| format!("{file}: experiment #{}: {err}", n + 1))?;
-        let id = e.id.or(key).or(e.name.clone()).ok_or_else(|| {
-            format!("{file}: experiment #{} has neither an id nor a name", n + 1)
-        })?;
+        let id =
+            e.id.or(key).or(e.name.clone()).ok_or_else(|| {
+                format!("{file}: experiment #{} has neither an id nor a name", n + 1)
+            })?;
         let output_dir = e.output_dir.unwrap_or_else(|| format!("checkpoints/{id}"));
         if let Some(known) = reg
             .experiments

@@ -11,8 +11,8 @@ mod sync;
 
 pub use clock::{id_stamp, rfc3339, unix_now};
 pub use entry::{BestMetrics, Entry, Provenance, Status};
-pub use import::{Imported, import_legacy_registry, import_run_dir};
 pub use ids::{Allocation, RunIds};
+pub use import::{Imported, import_legacy_registry, import_run_dir};
 pub use metrics_cache::{CachedMetrics, MetricsCache};
 pub use store::{REGISTRY_VERSION, Registry, RegistryError, RegistryLock, RegistryStore};
 pub use sync::{LiveStatus, status_of, sync};

@@ -115,8 +115,8 @@ pub fn train_foreground(
     }
     ids.register(&[instance.as_str()]).map_err(other)?;
     let run_dir = root.join(&alloc.entry.output_dir);
-    let mut cmd = prepare(&run_dir, &config.to_yaml())
-        .map_err(|e| ForegroundError::Other(e.to_string()))?;
+    let mut cmd =
+        prepare(&run_dir, &config.to_yaml()).map_err(|e| ForegroundError::Other(e.to_string()))?;
     let started = Instant::now();
     let status = cmd
         .current_dir(root)
