@@ -72,7 +72,7 @@ impl BatchPolicy {
     pub fn apply(self, config: &mut ExperimentConfig) -> BatchPolicy {
         let t = &mut config.training;
         match self {
-            BatchPolicy::Halve if t.batch_size >= 2 && t.batch_size % 2 == 0 => {
+            BatchPolicy::Halve if t.batch_size >= 2 && t.batch_size.is_multiple_of(2) => {
                 t.batch_size /= 2;
                 t.grad_accum_steps *= 2;
                 BatchPolicy::Halve

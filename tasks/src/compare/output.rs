@@ -5,11 +5,17 @@ use std::fmt;
 /// One output file of compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Output {
+    /// `leaderboard.csv`.
     Leaderboard,
+    /// `training_curves.png`.
     TrainingCurves,
+    /// `metrics_bar_comparison.png`.
     MetricsBar,
+    /// `model_size_comparison.png`.
     ModelSize,
+    /// `hp_lr_scatter.png`.
     LrScatter,
+    /// `report.html`, which embeds the four plots.
     Report,
 }
 

@@ -16,7 +16,9 @@ pub struct CompareRun {
     pub id: String,
     /// The experiment name, shown in legends and tables.
     pub name: String,
+    /// Groups runs in the model-size plot and the `--model-size` filter.
     pub model_size: ModelSize,
+    /// The key ones become leaderboard columns; `lr` is the scatter's x axis.
     pub hyperparameters: Hyperparameters,
     /// The parsed metrics, or why there are none (missing file, unreadable metrics file...).
     /// An `Err` or a run without a best epoch is listed at the bottom and flagged.

@@ -334,3 +334,28 @@ fn filter_keeps_ids_and_size_and_rejects_unknown_ids() {
     let err = f.apply(runs).expect_err("unknown id");
     assert_eq!(err.to_string(), "no run has the id zz");
 }
+
+#[test]
+fn hyperparameters_from_a_registry_snapshot() {
+    let snapshot: BTreeMap<String, serde_json::Value> = serde_json::from_str(
+        r#"{"training.lr": 0.0001, "training.lr_encoder": "1.5e-4", "training.epochs": 50,
+            "training.lr_scheduler": "cosine", "training.batch_size": 4.5,
+            "training.warmup_epochs": 2, "data.dataset_dir": "data/lars"}"#,
+    )
+    .expect("json");
+    let hp = Hyperparameters::from_snapshot(&snapshot);
+    assert_eq!(hp.lr, Some(1e-4));
+    assert_eq!(hp.lr_encoder, Some(1.5e-4));
+    assert_eq!(hp.epochs, Some(50));
+    assert_eq!(hp.lr_scheduler.as_deref(), Some("cosine"));
+    assert_eq!(hp.batch_size, None, "not a whole number");
+    assert_eq!(hp.grad_accum_steps, None);
+    assert_eq!(
+        hp.other,
+        BTreeMap::from([
+            ("data.dataset_dir".to_string(), "data/lars".to_string()),
+            ("training.batch_size".to_string(), "4.5".to_string()),
+            ("training.warmup_epochs".to_string(), "2".to_string()),
+        ])
+    );
+}

@@ -107,14 +107,21 @@ impl ScatterData {
 
     /// What the image says instead of plotting: too few learning rates for a trend.
     pub(crate) fn message(&self) -> Option<String> {
+        self.message_lines().map(|l| l.join(" "))
+    }
+
+    fn message_lines(&self) -> Option<[String; 2]> {
         match self {
             ScatterData::Points { .. } => None,
-            ScatterData::TooFew { distinct, runs, .. } => Some(format!(
-                "Not enough distinct learning rates to plot a trend: {runs} run{} with a mask \
-                 mAP, {distinct} distinct learning rate{}, at least {MIN_DISTINCT_LRS} needed.",
-                if *runs == 1 { "" } else { "s" },
-                if *distinct == 1 { "" } else { "s" },
-            )),
+            ScatterData::TooFew { distinct, runs, .. } => Some([
+                "Not enough distinct learning rates to plot a trend.".to_string(),
+                format!(
+                    "{runs} run{} with a mask mAP, {distinct} distinct learning rate{}; at \
+                     least {MIN_DISTINCT_LRS} are needed.",
+                    if *runs == 1 { "" } else { "s" },
+                    if *distinct == 1 { "" } else { "s" },
+                ),
+            ]),
         }
     }
 
@@ -126,23 +133,11 @@ impl ScatterData {
 
     fn draw_on(&self, root: &Area<'_>) -> DrawResult {
         let title = "Learning rate vs best mask mAP";
-        let points = match self {
-            ScatterData::TooFew { distinct, runs, .. } => {
-                return canvas::message(
-                    root,
-                    title,
-                    &[
-                        "Not enough distinct learning rates to plot a trend.".to_string(),
-                        format!(
-                            "{runs} run{} with a mask mAP, {distinct} distinct learning rate{}; \
-                             at least {MIN_DISTINCT_LRS} are needed.",
-                            if *runs == 1 { "" } else { "s" },
-                            if *distinct == 1 { "" } else { "s" },
-                        ),
-                    ],
-                );
-            }
-            ScatterData::Points { points, .. } => points,
+        if let Some(lines) = self.message_lines() {
+            return canvas::message(root, title, &lines);
+        }
+        let ScatterData::Points { points, .. } = self else {
+            return Ok(());
         };
         let body = canvas::titled(root, title)?;
         let (w, _) = body.dim_in_pixel();
