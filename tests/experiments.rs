@@ -595,3 +595,62 @@ fn train_runs_in_the_foreground_and_registers() {
     );
     assert_eq!(registry(&p).len(), 1);
 }
+
+#[test]
+fn adding_a_run_extracts_its_metrics_only_and_re_renders_what_changed() {
+    let p = project();
+    config(&p, "nano", "nano-baseline", "nano", "1.0e-4");
+    let sweep = |lrs: &str| {
+        format!(
+            "version: 1\nnodes:\n  train:\n    task: train\n    config: configs/experiments/nano.yaml\n    matrix:\n      training.lr: [{lrs}]\n  metrics:\n    task: metrics\n    needs: [train]\n  compare:\n    task: compare\n    gather: [metrics]\n    output: reports/sweep\n"
+        )
+    };
+    p.workflow(&sweep("1.0e-4, 2.0e-4"));
+    assert_eq!(p.ran(&[]).len(), 5);
+    for f in [
+        "leaderboard.csv",
+        "training_curves.png",
+        "metrics_bar_comparison.png",
+        "model_size_comparison.png",
+        "hp_lr_scatter.png",
+        "report.html",
+    ] {
+        assert!(p.path(&format!("reports/sweep/{f}")).is_file(), "{f}");
+    }
+    // A third, worse run: only it, its metrics and the comparison run.
+    p.workflow(&sweep("1.0e-4, 2.0e-4, 2.0e-5"));
+    let out = p.flow(&["run", "workflows/w.yaml", "-n", "--json"]);
+    let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let stale: BTreeSet<String> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] == "stale")
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        p.ran(&[]),
+        ["compare", "metrics[lr=2.0e-5]", "train[lr=2.0e-5]"]
+    );
+    assert_eq!(
+        stale,
+        BTreeSet::from([
+            "compare".to_string(),
+            "metrics[lr=2.0e-5]".to_string(),
+            "train[lr=2.0e-5]".to_string()
+        ]),
+        "-n shows exactly what runs"
+    );
+    // Inside compare, the best-per-size plot did not change and was not drawn again.
+    let log = stdout(&p.flow(&["logs", "compare"]));
+    let rendered = log
+        .lines()
+        .find(|l| l.trim_start().starts_with("rendered:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        rendered.contains("leaderboard.csv") && rendered.contains("hp_lr_scatter.png"),
+        "{log}"
+    );
+    assert!(!rendered.contains("model_size_comparison.png"), "{log}");
+    assert_eq!(p.read("reports/sweep/leaderboard.csv").lines().count(), 4);
+}

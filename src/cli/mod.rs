@@ -14,6 +14,7 @@ use flow_tasks::TaskContext;
 use flow_tasks::registry::{RegistryStore, RunIds};
 
 mod cancel;
+mod compare;
 mod exit_codes;
 mod explain;
 mod gc;
@@ -99,6 +100,8 @@ enum Command {
     },
     /// Launch experiments from configs (train + metrics each), on SLURM by default.
     Launch(launch::LaunchArgs),
+    /// Leaderboard, plots and an HTML report over registered runs (incremental).
+    Compare(compare::CompareArgs),
     /// Train one experiment in the foreground (registered like launched runs).
     Train(train::TrainArgs),
     /// Register run directories made outside flow, or a previous scripts' registry.json.
@@ -181,6 +184,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Metrics { dirs, json, output } => metrics::metrics(&dirs, json, output.as_deref()),
         Command::Launch(args) => launch::launch(cli.project.as_deref(), args),
         Command::Train(args) => train::train(cli.project.as_deref(), args),
+        Command::Compare(args) => compare::compare(cli.project.as_deref(), args),
         Command::Import(args) => import::import(cli.project.as_deref(), args),
         Command::ExecTrain { run_dir, config } => {
             let e = flow_tasks::train::exec::exec_train(&run_dir, &config);

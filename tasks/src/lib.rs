@@ -1,10 +1,11 @@
-//! flow-tasks: the built-in task kinds flow ships (`shell`, `train`, `metrics`), the
+//! flow-tasks: the built-in task kinds flow ships (`shell`, `train`, `metrics`, `compare`), the
 //! experiment configs and registry they share, metrics parsing and the comparison outputs.
 
 // Spec errors carry their source for rendering and are returned once per command.
 #![allow(clippy::result_large_err)]
 
 pub mod compare;
+mod compare_task;
 mod context;
 pub mod experiment;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod registry;
 mod shell;
 pub mod train;
 
+pub use compare_task::CompareTask;
 pub use context::TaskContext;
 pub use metrics_task::{METRICS_DIR, MetricsTask};
 pub use shell::ShellTask;
@@ -29,5 +31,6 @@ pub fn builtin(ctx: Arc<TaskContext>) -> TaskRegistry {
     reg.register(Box::new(ShellTask));
     reg.register(Box::new(TrainTask { ctx }));
     reg.register(Box::new(MetricsTask));
+    reg.register(Box::new(CompareTask));
     reg
 }

@@ -12,6 +12,7 @@ mod csv;
 mod digest;
 mod error;
 mod filter;
+mod from_registry;
 mod hyperparameters;
 mod leaderboard;
 mod options;
@@ -25,6 +26,7 @@ mod state;
 
 pub use error::CompareError;
 pub use filter::RunFilter;
+pub use from_registry::runs_from_registry;
 pub use hyperparameters::Hyperparameters;
 pub use options::CompareOptions;
 pub use output::{CompareSummary, Output};

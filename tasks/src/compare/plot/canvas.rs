@@ -77,15 +77,21 @@ pub(crate) fn message(root: &Area<'_>, title: &str, lines: &[String]) -> DrawRes
     Ok(())
 }
 
-/// A label shortened to `max` characters with an ellipsis, so legends stay inside the plot.
+/// A label shortened to `max` characters with an ellipsis in the middle, so legends stay
+/// inside the plot and sweep names that differ only at the end (`...-lr2.0e-4-step` vs
+/// `...-cosine`) stay apart.
 pub(crate) fn short(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
     }
+    let keep = max.saturating_sub(1);
+    let head = keep / 2;
+    let tail = keep - head;
+    let mut t: String = s.chars().take(head).collect();
+    t.push('…');
+    t.extend(s.chars().skip(n - tail));
+    t
 }
 
 /// `c` mixed with white: the lighter twin of a run's colour (bbox bars beside mask bars).
