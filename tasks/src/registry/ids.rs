@@ -94,6 +94,7 @@ impl RunIds {
         entry: impl FnOnce(&str) -> Entry,
     ) -> Result<Allocation, RegistryError> {
         let (fresh, now) = (self.fresh, self.now);
+        let checkpoints = self.store.project_root().join(crate::train::CHECKPOINTS_DIR);
         self.with(|inner| {
             if let Some(a) = inner.allocations.get(instance) {
                 return a.clone();
@@ -109,9 +110,12 @@ impl RunIds {
                 },
                 None => {
                     let base = format!("{name}-{}", clock::id_stamp(now));
+                    // A directory left by a run the registry no longer knows is never
+                    // reused: its checkpoints would be mixed with the new run's.
                     let taken = |id: &str| {
                         inner.snapshot.get(id).is_some()
                             || inner.allocations.values().any(|a| a.run_id == id)
+                            || checkpoints.join(id).exists()
                     };
                     let mut id = base.clone();
                     let mut n = 2;

@@ -90,6 +90,14 @@ impl RegistryStore {
         &self.path
     }
 
+    /// The project the registry belongs to.
+    pub fn project_root(&self) -> &Path {
+        self.path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+    }
+
     /// Takes the exclusive lock (waits for other writers; they hold it for milliseconds).
     pub fn lock(&self) -> Result<RegistryLock, RegistryError> {
         let io = |what, source| RegistryError::Io {
