@@ -1,1 +1,0 @@
-//! COCO evaluation (bbox and segm) equal to pycocotools (issue 9).

@@ -1,1 +1,0 @@
-//! The synthetic COCO instance-segmentation dataset (issue 9).
