@@ -36,10 +36,14 @@ pub fn sync(
             let m = cache.get(&entry.output_dir, &dir);
             entry.best = m.best;
             entry.metrics_problems = m.problems;
-            if entry.provenance.batch_policy.is_none()
+            if (entry.provenance.batch_policy.is_none() || entry.slurm_job_id.is_none())
                 && let Some(info) = read_run_info(&dir)
             {
                 entry.provenance.batch_policy = Some(info.batch_policy);
+                // The job id, also for runs reconciled after their job left the queue.
+                if entry.slurm_job_id.is_none() {
+                    entry.slurm_job_id = info.slurm_job_id;
+                }
             }
         }
         if *entry != before {

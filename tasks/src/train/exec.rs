@@ -77,6 +77,14 @@ pub fn prepare(run_dir: &Path, config_yaml: &str) -> Result<Command, ExecError> 
     let mut config = load_config(&source)
         .map_err(|e| ExecError::Config(format!("{}: {}", e.location, e.message)))?;
     let slurm_job = std::env::var("SLURM_JOB_ID").ok().filter(|s| !s.is_empty());
+    // What sacct and `flow cancel` call the job: `123_4` for an array task.
+    let job_ref = match (
+        std::env::var("SLURM_ARRAY_JOB_ID").ok().filter(|s| !s.is_empty()),
+        std::env::var("SLURM_ARRAY_TASK_ID").ok().filter(|s| !s.is_empty()),
+    ) {
+        (Some(array), Some(task)) => Some(format!("{array}_{task}")),
+        _ => slurm_job.clone(),
+    };
     let setting = std::env::var(BatchPolicy::ENV).ok();
     let policy = BatchPolicy::for_environment(slurm_job.is_some(), setting.as_deref())
         .map_err(ExecError::Policy)?;
@@ -99,7 +107,7 @@ pub fn prepare(run_dir: &Path, config_yaml: &str) -> Result<Command, ExecError> 
         grad_accum_steps: config.training.grad_accum_steps,
         attempt,
         resume,
-        slurm_job_id: slurm_job,
+        slurm_job_id: job_ref,
         trainer,
     };
     let text = serde_json::to_string_pretty(&info).unwrap_or_default();
