@@ -440,3 +440,116 @@ experiment:
         .to_params();
     assert_ne!(a, c);
 }
+
+#[test]
+fn resolved_yaml_loads_back_to_the_same_config() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(DIR).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut cfg = load(&text).unwrap();
+        cfg.trainer = Some(TrainerConfig {
+            command: "python t.py --cfg {config} \"quoted\"".into(),
+            code: vec!["t.py".into(), "src/**/*.py".into()],
+        });
+        let again = load(&cfg.to_yaml()).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+        let mut expected = cfg.clone();
+        expected.resources = Default::default();
+        assert_eq!(again, expected, "{path:?}");
+        n += 1;
+    }
+    assert_eq!(n, 9);
+}
+
+fn override_of(key: &str, text: &str, offset: usize) -> (String, flow_engine::workflow::Param) {
+    let value = Value::from_plain(text);
+    (
+        key.to_string(),
+        flow_engine::workflow::Param {
+            value,
+            text: text.to_string(),
+            span: flow_engine::yaml::Span {
+                offset,
+                len: text.len(),
+            },
+        },
+    )
+}
+
+#[test]
+fn overrides_apply_and_blame_the_override() {
+    let config = Source::new("c.yaml", EXAMPLE.to_string());
+    let workflow = Source::new("w.yaml", "training.lr: 5.0e-5\nwarmup: 60\n".to_string());
+    let ov: BTreeMap<_, _> = [override_of("training.lr", "5.0e-5", 13)]
+        .into_iter()
+        .collect();
+    let cfg = load_with_overrides(&config, &ov, &workflow).unwrap();
+    assert_eq!(cfg.training.lr, 5e-5);
+    assert_eq!(cfg.training.epochs, 50, "the rest comes from the config");
+    // A size override changes the size's defaults too.
+    let ov: BTreeMap<_, _> = [(
+        "experiment.model_size".to_string(),
+        flow_engine::workflow::Param {
+            value: Value::Str("small".into()),
+            text: "small".into(),
+            span: flow_engine::yaml::Span { offset: 0, len: 5 },
+        },
+    )]
+    .into_iter()
+    .collect();
+    let cfg = load_with_overrides(&config, &ov, &workflow).unwrap();
+    assert_eq!(cfg.model.resolution, 384);
+    // An override that breaks a cross-key rule is blamed, at its own span.
+    let ov: BTreeMap<_, _> = [override_of("training.warmup_epochs", "60", 28)]
+        .into_iter()
+        .collect();
+    let err = load_with_overrides(&config, &ov, &workflow).unwrap_err();
+    assert!(
+        err.message
+            .contains("`warmup_epochs` (60) must be less than `epochs` (50)"),
+        "{}",
+        err.message
+    );
+    assert!(err.location.starts_with("w.yaml:2:"), "{}", err.location);
+    // Unknown keys get a hint.
+    let ov: BTreeMap<_, _> = [override_of("training.epoch", "3", 0)]
+        .into_iter()
+        .collect();
+    let err = load_with_overrides(&config, &ov, &workflow).unwrap_err();
+    assert_eq!(
+        err.help.as_deref().map(|h| h.contains("training.epochs")),
+        Some(true)
+    );
+    // A quoted number stays a string and is refused where a number is expected.
+    let ov: BTreeMap<_, _> = [(
+        "training.lr".to_string(),
+        flow_engine::workflow::Param {
+            value: Value::Str("1e-4".into()),
+            text: "\"1e-4\"".into(),
+            span: flow_engine::yaml::Span { offset: 0, len: 6 },
+        },
+    )]
+    .into_iter()
+    .collect();
+    assert!(load_with_overrides(&config, &ov, &workflow).is_err());
+}
+
+#[test]
+fn batch_policy_halves_even_batches_only() {
+    use crate::policy::BatchPolicy;
+    let mut cfg = load(EXAMPLE).unwrap();
+    assert_eq!(BatchPolicy::Halve.apply(&mut cfg), BatchPolicy::Halve);
+    assert_eq!(
+        (cfg.training.batch_size, cfg.training.grad_accum_steps),
+        (2, 8)
+    );
+    cfg.training.batch_size = 3;
+    assert_eq!(BatchPolicy::Halve.apply(&mut cfg), BatchPolicy::Keep);
+    assert_eq!(
+        (cfg.training.batch_size, cfg.training.grad_accum_steps),
+        (3, 8)
+    );
+    cfg.training.batch_size = 4;
+    assert_eq!(BatchPolicy::Keep.apply(&mut cfg), BatchPolicy::Keep);
+    assert_eq!(cfg.training.batch_size, 4);
+}

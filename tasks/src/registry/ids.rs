@@ -94,7 +94,10 @@ impl RunIds {
         entry: impl FnOnce(&str) -> Entry,
     ) -> Result<Allocation, RegistryError> {
         let (fresh, now) = (self.fresh, self.now);
-        let checkpoints = self.store.project_root().join(crate::train::CHECKPOINTS_DIR);
+        let checkpoints = self
+            .store
+            .project_root()
+            .join(crate::train::CHECKPOINTS_DIR);
         self.with(|inner| {
             if let Some(a) = inner.allocations.get(instance) {
                 return a.clone();
