@@ -79,8 +79,12 @@ pub fn prepare(run_dir: &Path, config_yaml: &str) -> Result<Command, ExecError> 
     let slurm_job = std::env::var("SLURM_JOB_ID").ok().filter(|s| !s.is_empty());
     // What sacct and `flow cancel` call the job: `123_4` for an array task.
     let job_ref = match (
-        std::env::var("SLURM_ARRAY_JOB_ID").ok().filter(|s| !s.is_empty()),
-        std::env::var("SLURM_ARRAY_TASK_ID").ok().filter(|s| !s.is_empty()),
+        std::env::var("SLURM_ARRAY_JOB_ID")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        std::env::var("SLURM_ARRAY_TASK_ID")
+            .ok()
+            .filter(|s| !s.is_empty()),
     ) {
         (Some(array), Some(task)) => Some(format!("{array}_{task}")),
         _ => slurm_job.clone(),
