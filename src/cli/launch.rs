@@ -289,7 +289,7 @@ fn dry_run(
             .get("training.grad_accum_steps")
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as u32;
-        let halves = batch >= 2 && batch % 2 == 0;
+        let halves = batch >= 2 && batch.is_multiple_of(2);
         let section = request_for(&graph, i, &project.settings.slurm, &command_line);
         let script = match executor {
             ExecutorArg::Slurm => BatchScript {

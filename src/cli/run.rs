@@ -189,7 +189,7 @@ pub(super) fn run_source(
     let mut counts = super::slurm::Counts::default();
     if !state.jobs.is_empty() {
         super::slurm::reconcile_and_report(
-            &project,
+            project,
             &mut state,
             &digester,
             &slurm_cli,
