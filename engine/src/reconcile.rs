@@ -12,7 +12,7 @@ use crate::digest::Digester;
 use crate::journal::{Entry, Journal};
 use crate::project::Project;
 use crate::slurm::cli::{self as slurm_cli, Observation, SlurmCli, Source};
-use crate::slurm::{ExitMarker, JobStatus, SlurmError};
+use crate::slurm::{ExitMarker, JobStatus, RequeueNote, SlurmError};
 use crate::state::{JobPhase, JobRecord, NodeRecord, RunStatus, State};
 use crate::submit::{SubmitError, parse_job_ref};
 
@@ -28,6 +28,9 @@ pub struct Reconciled {
     pub sacct_calls: usize,
     /// Set when `sacct` was unavailable and `squeue` answered instead.
     pub fallback: Option<String>,
+    /// Why each instance of `failed` failed, as recorded (`SLURM job 12 ended timeout on
+    /// attempt 4: its requeue budget is spent ...`).
+    pub messages: BTreeMap<String, String>,
 }
 
 /// The status of a job as flow reports it, from SLURM's view and the job's exit marker.
@@ -39,8 +42,14 @@ fn status_of(obs: &Observation, rec: &JobRecord, marker: &Option<ExitMarker>) ->
         .and_then(|r| obs.get(r))
         .map(|o| o.state.status());
     match (seen, marker) {
-        // A marker is written as the script ends: trust it over a lagging view.
-        (Some(JobStatus::Pending | JobStatus::Running) | None, Some(m)) => {
+        // Pending with a marker: the marker is from a run SLURM requeued (preemption, node
+        // failure, an admin's requeue); the job runs again and writes a new one.
+        (Some(JobStatus::Pending), Some(_)) => JobStatus::Pending,
+        // Terminated by SLURM (cancel, time limit, preemption, requeue): only SLURM's final
+        // state says which, and a preempted or requeued job runs again.
+        (Some(JobStatus::Running), Some(m)) if m.terminated() => JobStatus::Running,
+        // Otherwise a marker is written as the script ends: trust it over a lagging view.
+        (Some(JobStatus::Running) | None, Some(m)) => {
             if m.success() {
                 JobStatus::Completed
             } else {
@@ -51,6 +60,52 @@ fn status_of(obs: &Observation, rec: &JobRecord, marker: &Option<ExitMarker>) ->
         (None, None) if rec.phase == JobPhase::Intent => JobStatus::Unknown,
         (None, None) => JobStatus::Submitted,
     }
+}
+
+/// Whether a job SLURM reports as `status` has ended for good. A preempted or node-failed
+/// job has not while slurmctld could not say whether it requeued it
+/// ([`Observation::unsettled`]).
+fn ended(status: JobStatus, unsettled: bool) -> bool {
+    match status {
+        JobStatus::Preempted | JobStatus::NodeFail if unsettled => false,
+        s => terminal(s),
+    }
+}
+
+/// What a failed job's record says: SLURM's status, and for a `timeout` why the job did not
+/// requeue itself (from its marker and its submission's [`RequeueNote`]), so a user knows
+/// whether to raise `time`, `max_requeues` or `requeue_signal_secs`, or turn `requeue` on.
+fn failure_message(
+    job: &str,
+    status: JobStatus,
+    marker: Option<&ExitMarker>,
+    requeue: Option<(&RequeueNote, usize)>,
+) -> String {
+    let mut msg = format!("SLURM job {job} ended {}", status.as_str());
+    if status != JobStatus::Timeout {
+        return msg;
+    }
+    match (marker, requeue) {
+        (Some(m), Some((note, index))) => {
+            let (done, spent) = note.requeues(index, m);
+            if spent {
+                msg.push_str(&format!(
+                    " on attempt {}: its requeue budget is spent ({done} of slurm.max_requeues: {})",
+                    m.attempt, note.max_requeues
+                ));
+            } else {
+                msg.push_str(&format!(
+                    " on attempt {} before it could requeue itself (raise slurm.requeue_signal_secs above {})",
+                    m.attempt, note.signal_secs
+                ));
+            }
+        }
+        (Some(_), None) => msg.push_str(
+            " (it does not requeue itself near its time limit; `slurm: {requeue: true}` makes it)",
+        ),
+        (None, _) => {}
+    }
+    msg
 }
 
 /// Seconds after which an intent SLURM has never heard of is taken as never submitted
@@ -178,6 +233,7 @@ pub fn reconcile(
             jobs: Vec::new(),
             sacct_error: None,
             unparsed: Vec::new(),
+            unsettled: Vec::new(),
         }
     } else {
         out.sacct_calls += 1;
@@ -204,7 +260,12 @@ pub fn reconcile(
                 .flatten();
             let status = status_of(&obs, &rec, &marker);
             let job = rec.job.clone().unwrap_or_else(|| rec.job_name.clone());
-            if !terminal(status) || (status == JobStatus::Completed && waits_on_upstream) {
+            let unsettled = rec
+                .job
+                .as_deref()
+                .and_then(parse_job_ref)
+                .is_some_and(|r| obs.unsettled.contains(&r.job));
+            if !ended(status, unsettled) || (status == JobStatus::Completed && waits_on_upstream) {
                 rest.push((rec, status));
                 continue;
             }
@@ -255,13 +316,23 @@ pub fn reconcile(
                 } else {
                     status
                 };
-                record.error = Some(format!(
-                    "SLURM job {job} ended {}",
-                    serde_json::to_value(status)
+                let note =
+                    RequeueNote::read(&RequeueNote::path_for(&project.root.join(&rec.script)))
                         .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
-                ));
+                        .flatten();
+                let index = std::path::Path::new(&rec.marker)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let message = failure_message(
+                    &job,
+                    status,
+                    marker.as_ref(),
+                    note.as_ref().map(|n| (n, index)),
+                );
+                out.messages.insert(rec.id.clone(), message.clone());
+                record.error = Some(message);
                 out.failed.push((rec.id.clone(), status, job.clone()));
             }
             let mut entries: Vec<Entry> =
@@ -285,4 +356,141 @@ pub fn reconcile(
     }
     journal.sync()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{Manifest, StoredManifest};
+    use crate::slurm::cli::{CmdOutput, FakeSlurm, Program, observe};
+
+    fn record(job: &str) -> JobRecord {
+        JobRecord {
+            id: "train".into(),
+            phase: JobPhase::Submitted,
+            job_name: "flow-1-1".into(),
+            job: Some(job.into()),
+            provisional_key: "k".into(),
+            manifest: StoredManifest::new(&Manifest::default()),
+            script: ".cache/slurm/flow-1-1/job.sh".into(),
+            marker: ".cache/slurm/flow-1-1/0.exit".into(),
+            submitted_at: 0,
+        }
+    }
+
+    fn marker(exit_code: i32, end_time: u64) -> ExitMarker {
+        ExitMarker {
+            exit_code,
+            end_time,
+            attempt: 1,
+            job_id: "7".into(),
+        }
+    }
+
+    /// What one poll makes of `sacct_text` (recorded `sacct -X -P -n` output).
+    fn seen(sacct_text: &str, job: &str, m: Option<ExitMarker>) -> JobStatus {
+        let fake = FakeSlurm::new();
+        fake.answer(Program::Sacct, CmdOutput::ok(sacct_text));
+        let obs = observe(&fake, &[7, 8]).unwrap();
+        status_of(&obs, &record(job), &m)
+    }
+
+    /// `sacct -X -P -n --format=JobIDRaw,JobID,State,ExitCode,Elapsed,AllocTRES -j 7,8` as
+    /// SLURM 22.05 prints it for a plain job and an array task that the OOM killer ended
+    /// under cgroup memory enforcement (State `OUT_OF_MEMORY`, ExitCode `0:125`). Written in
+    /// that shape by hand: the dev cluster has no cgroups, so it cannot produce one.
+    const OOM: &str = "\
+7|7|OUT_OF_MEMORY|0:125|00:41:07|billing=8,cpu=8,gres/gpu:a100=1,gres/gpu=1,mem=48G,node=1
+9|8_0|OUT_OF_MEMORY|0:125|01:02:13|billing=8,cpu=8,gres/gpu:a100=1,gres/gpu=1,mem=48G,node=1
+8|8_1|COMPLETED|0:0|02:00:00|billing=8,cpu=8,gres/gpu:a100=1,gres/gpu=1,mem=48G,node=1
+";
+
+    #[test]
+    fn out_of_memory_from_recorded_sacct_output() {
+        assert_eq!(seen(OOM, "7", None), JobStatus::OutOfMemory);
+        assert_eq!(seen(OOM, "8_0", None), JobStatus::OutOfMemory);
+        assert_eq!(seen(OOM, "8_1", None), JobStatus::Completed);
+        // A marker from the killed command does not hide SLURM's verdict.
+        assert_eq!(seen(OOM, "7", Some(marker(137, 5))), JobStatus::OutOfMemory);
+        assert!(ended(JobStatus::OutOfMemory, false));
+        assert_eq!(
+            failure_message("7", JobStatus::OutOfMemory, None, None),
+            "SLURM job 7 ended out_of_memory"
+        );
+    }
+
+    #[test]
+    fn a_requeued_or_preempted_run_leaves_a_marker_that_does_not_end_the_job() {
+        let terminated = Some(marker(143, 100));
+        // Requeued (preemption, node failure) and waiting to run again.
+        assert_eq!(
+            seen("7|7|PENDING|0:0|00:00:00|\n", "7", terminated.clone()),
+            JobStatus::Pending
+        );
+        assert_eq!(
+            seen("7|7|REQUEUED|0:0|00:00:00|\n", "7", terminated.clone()),
+            JobStatus::Pending
+        );
+        // Terminated while SLURM still says running: SLURM's final state decides.
+        assert_eq!(
+            seen("7|7|RUNNING|0:0|00:01:00|\n", "7", terminated.clone()),
+            JobStatus::Running
+        );
+        assert_eq!(
+            seen("7|7|TIMEOUT|0:0|00:01:00|\n", "7", terminated.clone()),
+            JobStatus::Timeout
+        );
+        // A finished run's marker still wins over a lagging RUNNING, and decides alone when
+        // SLURM has forgotten the job.
+        assert_eq!(
+            seen("7|7|RUNNING|0:0|00:01:00|\n", "7", Some(marker(0, 100))),
+            JobStatus::Completed
+        );
+        assert_eq!(seen("", "7", Some(marker(2, 100))), JobStatus::Failed);
+        assert_eq!(seen("", "7", terminated.clone()), JobStatus::Failed);
+        // PREEMPTED or NODE_FAIL (squeue found no requeue) ends the job, unless slurmctld
+        // could not be asked.
+        assert_eq!(
+            seen("7|7|PREEMPTED|0:15|00:01:00|\n", "7", terminated.clone()),
+            JobStatus::Preempted
+        );
+        assert!(ended(JobStatus::Preempted, false));
+        assert!(ended(JobStatus::NodeFail, false));
+        assert!(!ended(JobStatus::Preempted, true));
+        assert!(!ended(JobStatus::NodeFail, true));
+        assert!(ended(JobStatus::Timeout, true));
+    }
+
+    #[test]
+    fn a_timeout_says_why_the_job_did_not_requeue() {
+        let note = RequeueNote {
+            version: RequeueNote::VERSION,
+            signal_secs: 300,
+            max_requeues: 3,
+            first_attempts: vec![1],
+        };
+        let mut spent = marker(143, 1);
+        spent.attempt = 4;
+        assert_eq!(
+            failure_message("7", JobStatus::Timeout, Some(&spent), Some((&note, 0))),
+            "SLURM job 7 ended timeout on attempt 4: its requeue budget is spent (3 of slurm.max_requeues: 3)"
+        );
+        assert!(
+            failure_message(
+                "7",
+                JobStatus::Timeout,
+                Some(&marker(143, 1)),
+                Some((&note, 0))
+            )
+            .contains("before it could requeue itself (raise slurm.requeue_signal_secs above 300)")
+        );
+        assert!(
+            failure_message("7", JobStatus::Timeout, Some(&marker(143, 1)), None)
+                .contains("`slurm: {requeue: true}`")
+        );
+        assert_eq!(
+            failure_message("7", JobStatus::Failed, Some(&spent), Some((&note, 0))),
+            "SLURM job 7 ended failed"
+        );
+    }
 }

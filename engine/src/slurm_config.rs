@@ -2,9 +2,21 @@
 //! `resources:`, read into one shape with located errors.
 
 use crate::diagnostic::SpecError;
-use crate::fields::{Fields, expect_string, expect_u32};
+use crate::fields::{Fields, expect_string, expect_u32, type_error};
 use crate::slurm::Resources;
-use crate::yaml::{Source, Yaml};
+use crate::yaml::{Source, Yaml, YamlKind};
+
+/// An unquoted YAML boolean (`true`/`false`, as YAML 1.2 spells them).
+fn expect_bool(source: &Source, node: &Yaml, what: &str) -> Result<bool, SpecError> {
+    match &node.kind {
+        YamlKind::Scalar(s) if !s.quoted => match s.text.as_str() {
+            "true" | "True" | "TRUE" => Ok(true),
+            "false" | "False" | "FALSE" => Ok(false),
+            _ => Err(type_error(source, node, what, "`true` or `false`")),
+        },
+        _ => Err(type_error(source, node, what, "`true` or `false`")),
+    }
+}
 
 /// Keys that request resources, in a node's `resources:` or a `slurm:` section.
 pub const RESOURCE_KEYS: &[&str] = &[
@@ -22,7 +34,14 @@ pub const RESOURCE_KEYS: &[&str] = &[
 ];
 
 /// Keys of a `slurm:` section besides the resource keys.
-pub const SUBMIT_KEYS: &[&str] = &["preamble", "max_array_size", "throttle"];
+pub const SUBMIT_KEYS: &[&str] = &[
+    "preamble",
+    "max_array_size",
+    "throttle",
+    "requeue",
+    "requeue_signal_secs",
+    "max_requeues",
+];
 
 /// Settings of a `slurm:` section.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +53,16 @@ pub struct SlurmSection {
     pub max_array_size: Option<u32>,
     /// `%` throttle of job arrays: at most this many tasks of one array run at once.
     pub throttle: Option<u32>,
+    /// Whether jobs requeue themselves shortly before their time limit and resume (DESIGN
+    /// §6), so a shell node that checkpoints can run longer than one allocation; `None`:
+    /// the task kind decides (training does, other kinds do not).
+    pub requeue: Option<bool>,
+    /// How many seconds before its time limit a requeueing job is signalled
+    /// (`--signal=B:USR1@N`); long enough to write a checkpoint and requeue.
+    pub requeue_signal_secs: Option<u32>,
+    /// Requeues a job may do before it runs into its time limit and ends `timeout` (the
+    /// per-node retry budget), so a job that never finishes cannot hold a GPU forever.
+    pub max_requeues: Option<u32>,
 }
 
 impl SlurmSection {
@@ -44,6 +73,9 @@ impl SlurmSection {
             preamble: higher.preamble.clone().or_else(|| self.preamble.clone()),
             max_array_size: higher.max_array_size.or(self.max_array_size),
             throttle: higher.throttle.or(self.throttle),
+            requeue: higher.requeue.or(self.requeue),
+            requeue_signal_secs: higher.requeue_signal_secs.or(self.requeue_signal_secs),
+            max_requeues: higher.max_requeues.or(self.max_requeues),
         }
     }
 }
@@ -95,5 +127,23 @@ pub fn read_section(source: &Source, node: &Yaml, what: &str) -> Result<SlurmSec
         preamble: fields.string("preamble")?.map(|(p, _)| p),
         max_array_size: fields.u32("max_array_size")?.map(|(n, _)| n),
         throttle: fields.u32("throttle")?.map(|(n, _)| n),
+        requeue: fields
+            .get("requeue")
+            .map(|v| expect_bool(source, v, "requeue"))
+            .transpose()?,
+        requeue_signal_secs: match fields.u32("requeue_signal_secs")? {
+            Some((0, _)) => {
+                return Err(SpecError::at(
+                    source,
+                    fields
+                        .get("requeue_signal_secs")
+                        .map_or(node.span, |v| v.span),
+                    "invalid requeue_signal_secs 0: the job would be signalled at its time limit",
+                    "give the seconds a job needs to checkpoint and requeue, e.g. 300",
+                ));
+            }
+            other => other.map(|(n, _)| n),
+        },
+        max_requeues: fields.u32("max_requeues")?.map(|(n, _)| n),
     })
 }

@@ -20,7 +20,7 @@ use crate::plan::{self, Plan};
 use crate::project::Project;
 use crate::slurm::cli::{self as slurm_cli, SlurmCli};
 use crate::slurm::script::{ArrayOptions, Dependency, DependencyKind, JobRef, Requeue};
-use crate::slurm::{BatchScript, ScriptTask, SlurmError};
+use crate::slurm::{BatchScript, RequeueNote, ScriptTask, SlurmError};
 use crate::slurm_config::SlurmSection;
 use crate::state::{JobPhase, JobRecord, State};
 
@@ -65,6 +65,12 @@ pub enum SubmitError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Slurm(#[from] SlurmError),
+    #[error("cannot write the requeue note (requeue.json) beside the batch script of `{id}`")]
+    Note {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn now() -> u64 {
@@ -243,9 +249,9 @@ pub fn submit(
                     throttle: section.throttle,
                 }),
                 dependencies,
-                requeue: kind.requeue.then_some(Requeue {
-                    signal_secs: REQUEUE_SIGNAL_SECS,
-                    max_requeues: MAX_REQUEUES,
+                requeue: section.requeue.unwrap_or(kind.requeue).then_some(Requeue {
+                    signal_secs: section.requeue_signal_secs.unwrap_or(REQUEUE_SIGNAL_SECS),
+                    max_requeues: section.max_requeues.unwrap_or(MAX_REQUEUES),
                 }),
                 preamble: section.preamble.clone(),
             };
@@ -255,11 +261,47 @@ pub fn submit(
                 id: first.clone(),
                 source,
             })?;
+            if let Some(rq) = script.requeue {
+                RequeueNote {
+                    version: RequeueNote::VERSION,
+                    signal_secs: rq.signal_secs,
+                    max_requeues: rq.max_requeues,
+                    first_attempts: script.tasks.iter().map(|t| t.attempt).collect(),
+                }
+                .write(&RequeueNote::path_for(&path))
+                .map_err(|source| SubmitError::Note {
+                    id: first.clone(),
+                    source,
+                })?;
+            }
             // The intent is durable before sbatch runs.
             journal.append(&intents.iter().cloned().map(Entry::Job).collect::<Vec<_>>())?;
             journal.sync()?;
             out.sbatch_calls += 1;
-            let job = slurm_cli::submit(cli, &path).map_err(|source| SubmitError::Rejected {
+            let answer = slurm_cli::submit(cli, &path);
+            if let Err(SlurmError::Failed { code: Some(_), .. } | SlurmError::Spawn { .. }) =
+                &answer
+            {
+                // sbatch refused the job or never ran: no job exists, so the intents must not
+                // stay in flight (they would block the next run until the grace period). An
+                // sbatch killed by a signal or printing something unexpected may have
+                // submitted it: those intents stay, to be adopted by name or abandoned.
+                let abandoned: Vec<Entry> = intents
+                    .iter()
+                    .cloned()
+                    .map(|mut rec| {
+                        rec.phase = JobPhase::Abandoned;
+                        Entry::Job(rec)
+                    })
+                    .collect();
+                let appended = journal.append(&abandoned)?;
+                journal.sync()?;
+                state.skip_own(appended);
+                for e in abandoned {
+                    state.apply(e);
+                }
+            }
+            let job = answer.map_err(|source| SubmitError::Rejected {
                 more: if chunk.len() > 1 {
                     format!(
                         " (and {} more instances of `{}`)",
@@ -290,9 +332,25 @@ pub fn submit(
             for e in done {
                 state.apply(e);
             }
+            test_hook_kill_after(out.sbatch_calls);
         }
     }
     Ok(out)
+}
+
+/// TEST HOOK, for the resilience tests only: with `FLOW_TEST_KILL_AFTER_SBATCH=N`, the process
+/// dies (exit status 137, as if killed with SIGKILL, no unwinding or cleanup) right after the
+/// N-th `sbatch` call of this submission and its journal record, i.e. between two chunks or
+/// nodes. It is how tests interrupt a submission half-way at a deterministic point; it does
+/// nothing when the variable is unset.
+fn test_hook_kill_after(sbatch_calls: usize) {
+    let Some(n) = std::env::var_os("FLOW_TEST_KILL_AFTER_SBATCH") else {
+        return;
+    };
+    if n.to_str().and_then(|n| n.parse::<usize>().ok()) == Some(sbatch_calls) {
+        eprintln!("flow: FLOW_TEST_KILL_AFTER_SBATCH={sbatch_calls}: dying as if killed");
+        std::process::exit(137);
+    }
 }
 
 fn rel(project: &Project, p: &Path) -> String {
@@ -366,9 +424,11 @@ fn dependencies_of(
     }]
 }
 
-/// How long before its time limit a requeueing job is signalled (`--signal=B:USR1@N`).
+/// How long before its time limit a requeueing job is signalled (`--signal=B:USR1@N`),
+/// unless `slurm.requeue_signal_secs` says otherwise.
 pub const REQUEUE_SIGNAL_SECS: u32 = 300;
-/// Requeues a job may do before it ends as `timeout` (the per-node retry budget).
+/// Requeues a job may do before it ends as `timeout` (the per-node retry budget), unless
+/// `slurm.max_requeues` says otherwise.
 pub const MAX_REQUEUES: u32 = 3;
 
 /// The SLURM request of one instance, layered (DESIGN §5, lowest first):

@@ -8,6 +8,8 @@ S=$FLOW_SLURM_STATE_DIR
 
 FLOW_SLURM_CLUSTER=flowdev
 FLOW_SLURM_PARTITION=GPUQ
+FLOW_SLURM_URGENT_PARTITION=GPUQ_URGENT  # higher PriorityTier: preempts (requeues) GPUQ jobs
+FLOW_SLURM_CRED_EXPIRE=15         # s; a requeued job may start again after this + 1 s
 FLOW_SLURM_ACCOUNT=flowtest       # default account of the users
 FLOW_SLURM_ACCOUNT2=flowother     # a second valid account
 FLOW_SLURM_GPU_TYPE=a100

@@ -73,10 +73,12 @@ pub fn reconcile_and_report(
         say(json, format!("  ok      {id} (SLURM)"));
     }
     for (id, status, job) in &r.failed {
-        say(
-            json,
-            format!("  FAILED  {id}: SLURM job {job} ended {}", status.as_str()),
-        );
+        let message = r
+            .messages
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("SLURM job {job} ended {}", status.as_str()));
+        say(json, format!("  FAILED  {id}: {message}"));
     }
     Ok((r.completed.len(), r.failed.len(), r.in_flight.len()))
 }

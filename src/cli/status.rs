@@ -99,6 +99,27 @@ pub fn status(project: Option<&Path>, args: StatusArgs) -> CmdResult {
                 if !args.json {
                     eprintln!("warning: SLURM {slurm_note}");
                 }
+                // What the journal last recorded: submitted (with a job id) or unconfirmed.
+                let mut last: Vec<_> = state.jobs.values().collect();
+                last.sort_by(|a, b| a.id.cmp(&b.id));
+                let status_of = |j: &flow_engine::state::JobRecord| match j.job {
+                    Some(_) => flow_engine::slurm::JobStatus::Submitted,
+                    None => flow_engine::slurm::JobStatus::Unknown,
+                };
+                if !args.json {
+                    for j in &last {
+                        let job = j.job.as_deref().unwrap_or("unconfirmed");
+                        println!(
+                            "  {:<13} {} (job {job}, last known)",
+                            status_of(j).as_str(),
+                            j.id
+                        );
+                    }
+                }
+                jobs["in_flight"] = last
+                    .iter()
+                    .map(|j| serde_json::json!({"id": j.id, "status": status_of(j), "job": j.job, "last_known": true}))
+                    .collect();
             }
         }
     }

@@ -12,6 +12,10 @@ pub struct Cluster {
     pub account: String,
     pub mail_log: PathBuf,
     pub max_array_size: u32,
+    /// A partition whose jobs preempt (requeue) the default partition's.
+    pub urgent_partition: String,
+    /// The single node's name.
+    pub node: String,
 }
 
 pub fn repo() -> &'static Path {
@@ -55,6 +59,8 @@ pub fn cluster() -> Option<&'static Cluster> {
             account: slurm_env("FLOW_SLURM_ACCOUNT"),
             mail_log: slurm_env("FLOW_SLURM_MAIL_LOG").into(),
             max_array_size: slurm_env("FLOW_SLURM_MAX_ARRAY_SIZE").parse().unwrap(),
+            urgent_partition: slurm_env("FLOW_SLURM_URGENT_PARTITION"),
+            node: slurm_env("FLOW_SLURM_NODE"),
         })
     });
     if c.is_none() {

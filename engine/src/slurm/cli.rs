@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use super::sacct::{
-    JobId, ParseError, SACCT_FORMAT, SQUEUE_FORMAT, SacctRecord, SlurmState, parse_max_array_size,
-    parse_sacct, parse_squeue,
+    JobId, JobStatus, ParseError, SACCT_FORMAT, SQUEUE_FORMAT, SacctRecord, SlurmState,
+    parse_max_array_size, parse_sacct, parse_squeue,
 };
 use super::script::JobRef;
 
@@ -332,6 +332,9 @@ pub struct Observation {
     pub sacct_error: Option<String>,
     /// Lines that did not parse.
     pub unparsed: Vec<ParseError>,
+    /// Jobs sacct reports `PREEMPTED` or `NODE_FAIL` that squeue could not be asked about:
+    /// SLURM may have requeued them already, so they have not ended for sure.
+    pub unsettled: Vec<u64>,
 }
 
 impl Observation {
@@ -342,11 +345,18 @@ impl Observation {
     }
 }
 
-/// One poll of `jobs`: one sacct call; only if it fails, one squeue call (DESIGN §6).
+/// One poll of `jobs`: one sacct call; only if it fails (its exit status says so, whatever
+/// its message), one squeue call instead (DESIGN §6).
+///
+/// Accounting lags slurmctld: a job that was preempted or lost its node shows `PREEMPTED` or
+/// `NODE_FAIL` in sacct for a moment after slurmctld has requeued it (same job id, pending
+/// again). So when sacct reports either, one squeue call asks slurmctld, and a requeued
+/// job's live state takes precedence; if squeue cannot answer, those jobs are
+/// [`Observation::unsettled`].
 pub fn observe(cli: &dyn SlurmCli, jobs: &[u64]) -> Result<Observation, SlurmError> {
     let sacct_error = match sacct(cli, jobs) {
         Ok((records, unparsed)) => {
-            return Ok(Observation {
+            let mut obs = Observation {
                 source: Source::Sacct,
                 jobs: records
                     .into_iter()
@@ -358,7 +368,10 @@ pub fn observe(cli: &dyn SlurmCli, jobs: &[u64]) -> Result<Observation, SlurmErr
                     .collect(),
                 sacct_error: None,
                 unparsed,
-            });
+                unsettled: Vec::new(),
+            };
+            settle_requeues(cli, &mut obs);
+            return Ok(obs);
         }
         Err(e @ SlurmError::Unexpected { .. }) => return Err(e),
         Err(e) => e.to_string(),
@@ -395,7 +408,45 @@ pub fn observe(cli: &dyn SlurmCli, jobs: &[u64]) -> Result<Observation, SlurmErr
             .collect(),
         sacct_error: Some(sacct_error),
         unparsed: parsed.errors,
+        unsettled: Vec::new(),
     })
+}
+
+/// Asks squeue about the jobs sacct reports preempted or node-failed (see [`observe`]);
+/// the ones slurmctld has requeued (pending or running again) are put first in
+/// `obs.jobs`, so [`Observation::get`] finds their live state.
+fn settle_requeues(cli: &dyn SlurmCli, obs: &mut Observation) {
+    let mut ids: Vec<u64> = obs
+        .jobs
+        .iter()
+        .filter(|o| matches!(o.state.status(), JobStatus::Preempted | JobStatus::NodeFail))
+        .map(|o| o.id.job)
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let text = match cli.squeue(&squeue_args(&ids)) {
+        Ok(out) if out.success() => out.stdout,
+        // Every id forgotten: none was requeued.
+        Ok(out) if out.stderr.contains("Invalid job id") => String::new(),
+        _ => {
+            obs.unsettled = ids;
+            return;
+        }
+    };
+    let live: Vec<Observed> = parse_squeue(&text)
+        .records
+        .into_iter()
+        .filter(|r| matches!(r.state.status(), JobStatus::Pending | JobStatus::Running))
+        .map(|r| Observed {
+            id: r.id,
+            state: r.state,
+            sacct: None,
+        })
+        .collect();
+    obs.jobs.splice(0..0, live);
 }
 
 /// The cluster's `MaxArraySize` (`scontrol show config`).
@@ -420,7 +471,6 @@ pub fn cancel(cli: &dyn SlurmCli, jobs: &[JobRef]) -> Result<(), SlurmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slurm::sacct::JobStatus;
 
     #[test]
     fn submit_parses_the_job_id() {
@@ -527,6 +577,73 @@ mod tests {
             CmdOutput::failed(1, "slurm_load_jobs error: Invalid job id specified"),
         );
         assert!(observe(&fake, &[7]).unwrap().jobs.is_empty());
+    }
+
+    #[test]
+    fn the_fallback_is_decided_by_sacct_exit_status_not_its_message() {
+        // A failure whose message flow has never seen: still squeue.
+        let fake = FakeSlurm::new();
+        fake.answer(Program::Sacct, CmdOutput::failed(1, ""))
+            .answer(Program::Squeue, CmdOutput::ok("7|RUNNING\n"));
+        let obs = observe(&fake, &[7]).unwrap();
+        assert_eq!(obs.source, Source::Squeue);
+        // Success with alarming words on stderr: sacct's answer stands.
+        let fake = FakeSlurm::new();
+        fake.answer(
+            Program::Sacct,
+            CmdOutput {
+                code: Some(0),
+                stdout: "7|7|COMPLETED|0:0|00:00:01|cpu=1\n".into(),
+                stderr: "sacct: error: accounting storage is disabled\n".into(),
+            },
+        );
+        let obs = observe(&fake, &[7]).unwrap();
+        assert_eq!(obs.source, Source::Sacct);
+        assert_eq!(fake.count(Program::Squeue), 0);
+    }
+
+    #[test]
+    fn preempted_or_node_failed_jobs_that_slurm_requeued_are_pending() {
+        let fake = FakeSlurm::new();
+        fake.answer(
+            Program::Sacct,
+            CmdOutput::ok(
+                "7|7|PREEMPTED|0:15|00:00:09|cpu=1\n8|8|NODE_FAIL|0:0|00:00:03|cpu=1\n9|9|NODE_FAIL|0:0|00:00:03|cpu=1\n",
+            ),
+        )
+        .answer(Program::Squeue, CmdOutput::ok("7|PENDING\n8|RUNNING\n9|NODE_FAIL\n"));
+        let obs = observe(&fake, &[7, 8, 9]).unwrap();
+        let get = |job| {
+            obs.get(JobRef { job, task: None })
+                .map(|o| o.state.status())
+        };
+        assert_eq!(get(7), Some(JobStatus::Pending));
+        assert_eq!(get(8), Some(JobStatus::Running));
+        assert_eq!(get(9), Some(JobStatus::NodeFail), "not requeued: it ended");
+        assert_eq!(fake.calls()[1].1.last().unwrap(), "7,8,9");
+        assert!(obs.unsettled.is_empty());
+        // Without an answer from slurmctld, they are not taken as ended.
+        let fake = FakeSlurm::new();
+        fake.answer(
+            Program::Sacct,
+            CmdOutput::ok("7|7|PREEMPTED|0:15|00:00:09|cpu=1\n"),
+        )
+        .answer(
+            Program::Squeue,
+            CmdOutput::failed(
+                1,
+                "slurm_load_jobs error: Unable to contact slurm controller",
+            ),
+        );
+        assert_eq!(observe(&fake, &[7]).unwrap().unsettled, vec![7]);
+        // Nothing preempted: no squeue call.
+        let fake = FakeSlurm::new();
+        fake.answer(
+            Program::Sacct,
+            CmdOutput::ok("7|7|TIMEOUT|0:0|00:01:09|cpu=1\n"),
+        );
+        observe(&fake, &[7]).unwrap();
+        assert_eq!(fake.count(Program::Squeue), 0);
     }
 
     #[test]

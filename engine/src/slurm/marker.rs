@@ -31,6 +31,12 @@ impl ExitMarker {
         self.exit_code == 0
     }
 
+    /// Whether SLURM terminated the job (SIGTERM on cancel, time limit, preemption, node
+    /// failure or requeue: exit status 143), so SLURM's own state says how it ended.
+    pub fn terminated(&self) -> bool {
+        self.exit_code == 143
+    }
+
     /// Parses a marker's text.
     pub fn parse(text: &str) -> Result<ExitMarker, serde_json::Error> {
         serde_json::from_str(text.trim())
@@ -46,6 +52,75 @@ impl ExitMarker {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// What a submission's jobs were told about requeueing near their time limit, kept beside
+/// its batch script as `requeue.json`, so that reconciliation can say why a job still ended
+/// `timeout` (the budget was spent, or the requeue came too late) without parsing the
+/// script. Only submissions whose jobs requeue themselves have one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequeueNote {
+    /// [`RequeueNote::VERSION`]; a newer one is refused.
+    pub version: u32,
+    /// `--signal=B:USR1@N`: seconds before the time limit.
+    pub signal_secs: u32,
+    /// Requeues each job may do (compared with `SLURM_RESTART_COUNT`).
+    pub max_requeues: u32,
+    /// `FLOW_ATTEMPT` of each task's first run, by array index (one entry for a plain job),
+    /// so a marker's attempt tells how often the job was requeued.
+    pub first_attempts: Vec<u32>,
+}
+
+impl RequeueNote {
+    /// The format version this build writes and reads.
+    pub const VERSION: u32 = 1;
+
+    /// Where the note of the submission whose script is `script` lives.
+    pub fn path_for(script: &Path) -> std::path::PathBuf {
+        script.with_file_name("requeue.json")
+    }
+
+    /// Writes the note atomically (temp file + rename).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Reads the note at `path`: `Ok(None)` when there is none; an error for garbage or a
+    /// newer version.
+    pub fn read(path: &Path) -> std::io::Result<Option<RequeueNote>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let note: RequeueNote = serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if note.version > RequeueNote::VERSION {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} has version {}; this flow reads version {} (upgrade flow)",
+                    path.display(),
+                    note.version,
+                    RequeueNote::VERSION
+                ),
+            ));
+        }
+        Ok(Some(note))
+    }
+
+    /// Requeues the job of task `index` had done when it wrote `marker`, and whether that
+    /// spent its budget.
+    pub fn requeues(&self, index: usize, marker: &ExitMarker) -> (u32, bool) {
+        let first = self.first_attempts.get(index).copied().unwrap_or(1);
+        let done = marker.attempt.saturating_sub(first);
+        (done, done >= self.max_requeues)
     }
 }
 
@@ -65,11 +140,14 @@ mod tests {
                 exit_code: 3,
                 end_time: 1_700_000_000,
                 attempt: 2,
-                job_id: "12_4".into()
+                job_id: "12_4".into(),
             }
         );
         assert!(!m.success());
         assert!(ExitMarker::parse("{\"exit_code\":0").is_err());
+        let m = ExitMarker::parse(r#"{"exit_code":143,"end_time":1,"attempt":3,"job_id":"7"}"#)
+            .unwrap();
+        assert!(m.terminated() && !m.success());
     }
 
     #[test]
@@ -85,5 +163,39 @@ mod tests {
         )
         .unwrap();
         assert!(ExitMarker::read(&p).unwrap().unwrap().success());
+    }
+
+    #[test]
+    fn requeue_note_round_trips_and_refuses_newer_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = RequeueNote::path_for(&dir.path().join("job.sh"));
+        assert_eq!(RequeueNote::read(&p).unwrap(), None);
+        let note = RequeueNote {
+            version: RequeueNote::VERSION,
+            signal_secs: 300,
+            max_requeues: 2,
+            first_attempts: vec![1, 1],
+        };
+        note.write(&p).unwrap();
+        assert_eq!(RequeueNote::read(&p).unwrap(), Some(note.clone()));
+        let m = |attempt| ExitMarker {
+            exit_code: 143,
+            end_time: 1,
+            attempt,
+            job_id: "5_1".into(),
+        };
+        assert_eq!(note.requeues(1, &m(2)), (1, false));
+        assert_eq!(note.requeues(1, &m(3)), (2, true));
+        std::fs::write(
+            &p,
+            r#"{"version":2,"signal_secs":1,"max_requeues":1,"first_attempts":[]}"#,
+        )
+        .unwrap();
+        assert!(
+            RequeueNote::read(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("version 2")
+        );
     }
 }
