@@ -167,6 +167,24 @@ fn node_commands_get_their_identity_in_the_environment() {
 }
 
 #[test]
+fn a_retry_of_a_failed_run_is_the_next_attempt_and_resumes() {
+    let p = TestProject::new();
+    p.workflow(
+        "nodes:\n  t:\n    run: 'echo \"$FLOW_ATTEMPT ${{FLOW_RESUME:-0}}\" >> attempts; [ -e ok ] && touch {outputs.0}'\n    outputs: [done]\n",
+    );
+    let (_, code) = p.run(&[]);
+    assert_eq!(code, 1);
+    let (_, code) = p.run(&[]);
+    assert_eq!(code, 1);
+    p.write("ok", "");
+    assert_eq!(p.ran(&[]), ["t"]);
+    assert_eq!(p.read("attempts"), "1 0\n2 1\n3 1\n");
+    // A forced re-run of a successful node starts afresh.
+    assert_eq!(p.ran(&["--force", "t"]), ["t"]);
+    assert_eq!(p.read("attempts").lines().last(), Some("1 0"));
+}
+
+#[test]
 fn a_gather_over_thousands_of_outputs_runs_despite_the_argument_limit() {
     let p = TestProject::new();
     let values: Vec<String> = (0..3000).map(|i| i.to_string()).collect();

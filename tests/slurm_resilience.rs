@@ -351,6 +351,10 @@ fn timeout_cancels_dependents_and_retries_resubmit_the_chain(c: &Cluster) {
     assert_eq!(a.len(), 2, "{a:?}");
     assert!(a[0].ends_with(&format!("job={} from=0", train[0])), "{a:?}");
     assert!(a[1].ends_with(&format!("job={} from=3", train[1])), "{a:?}");
+    assert!(
+        a[1].starts_with("attempt=2 resume=1 "),
+        "the resubmission is the next attempt: {a:?}"
+    );
     assert_eq!(p.read("out/eval.txt"), "steps=6 resumed_from=3\n");
 }
 

@@ -77,6 +77,7 @@ mod tests {
             duration_ms: 0,
             manifest: crate::key::StoredManifest::new(&manifest),
             outputs: [(format!("out/{id}"), "o".to_string())].into(),
+            attempt: None,
         })
     }
 

@@ -465,6 +465,7 @@ mod tests {
                 duration_ms: 0,
                 manifest: crate::key::StoredManifest::new(&m),
                 outputs,
+                attempt: None,
             };
             state.nodes.insert(rec.id.clone(), rec);
         }

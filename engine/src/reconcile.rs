@@ -288,6 +288,7 @@ pub fn reconcile(
                     .unwrap_or(0),
                 manifest: crate::key::StoredManifest::new(&final_manifest),
                 outputs: BTreeMap::new(),
+                attempt: marker.as_ref().map(|m| m.attempt),
             };
             if status == JobStatus::Completed && marker.as_ref().is_none_or(ExitMarker::success) {
                 let mut missing = Vec::new();

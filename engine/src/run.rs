@@ -162,6 +162,7 @@ pub async fn execute(
     let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
     let mut background: JoinSet<Finished> = JoinSet::new();
     let mut manifests: BTreeMap<NodeId, crate::key::Manifest> = BTreeMap::new();
+    let mut attempts: BTreeMap<NodeId, u32> = BTreeMap::new();
     let mut held: HashMap<NodeId, Claim> = HashMap::new();
     let mut claimed: Vec<(NodeId, Claim)> = Vec::new();
     let mut processes = 0usize;
@@ -240,10 +241,13 @@ pub async fn execute(
                     let _ = std::fs::create_dir_all(dir);
                 }
             }
+            // A retry of a failed run with the same outputs is the next attempt, and resumes.
+            let attempt = state.next_attempt(&inst.id, &inst.outputs);
+            attempts.insert(id, attempt);
             let mut env = vec![
                 ("FLOW_NODE".to_string(), inst.id.clone()),
                 ("FLOW_KEY".to_string(), manifest.key()),
-                ("FLOW_ATTEMPT".to_string(), "1".to_string()),
+                ("FLOW_ATTEMPT".to_string(), attempt.to_string()),
                 (
                     "FLOW_PROJECT".to_string(),
                     project.root.to_string_lossy().into_owned(),
@@ -253,6 +257,9 @@ pub async fn execute(
                     crate::executor::flow_bin().to_string_lossy().into_owned(),
                 ),
             ];
+            if attempt > 1 {
+                env.push(("FLOW_RESUME".to_string(), "1".to_string()));
+            }
             if inst.gpus > 0 {
                 // Slots index the GPUs flow itself was given, if it was restricted.
                 let slots: Vec<String> = sched
@@ -354,6 +361,7 @@ pub async fn execute(
             duration_ms: duration.as_millis() as u64,
             manifest: crate::key::StoredManifest::new(&manifest),
             outputs: BTreeMap::new(),
+            attempt: Some(attempts.remove(&id).unwrap_or(1)),
         };
         let mut why = None;
         if result.success() {

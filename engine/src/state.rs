@@ -37,6 +37,9 @@ pub struct NodeRecord {
     pub manifest: StoredManifest,
     /// Output path -> digest; complete for `Ok` records.
     pub outputs: BTreeMap<String, Digest>,
+    /// `FLOW_ATTEMPT` of the run this records (absent in records of older builds: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 /// Where a SLURM submission of one instance stands.
@@ -98,6 +101,18 @@ pub struct State {
 }
 
 impl State {
+    /// `FLOW_ATTEMPT` for the next run of `id` producing `outputs`: one more than the last
+    /// recorded run when that run failed with the same outputs (a retry, which should resume
+    /// from what it left: a train node's outputs name its run directory), else 1.
+    pub fn next_attempt(&self, id: &str, outputs: &[String]) -> u32 {
+        match self.nodes.get(id) {
+            Some(r) if r.status == RunStatus::Failed && r.manifest.parse().outputs == outputs => {
+                r.attempt.unwrap_or(1) + 1
+            }
+            _ => 1,
+        }
+    }
+
     /// Loads the journal under `cache_dir`, cutting a torn tail and compacting when most
     /// entries are superseded. Used by commands that will write.
     pub fn load(cache_dir: &Path) -> Result<State, JournalError> {

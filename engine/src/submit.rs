@@ -224,7 +224,7 @@ pub fn submit(
                     command: inst.command.clone().unwrap_or_else(|| "true".into()),
                     marker: marker.clone(),
                     log: Some(project.log_path(&inst.id)),
-                    attempt: 1,
+                    attempt: state.next_attempt(&inst.id, &inst.outputs),
                 });
                 intents.push(JobRecord {
                     id: inst.id.clone(),

@@ -96,6 +96,7 @@ pub fn cancel(project: Option<&Path>, selectors: &[String], json: bool) -> CmdRe
                 duration_ms: now.saturating_sub(j.submitted_at) * 1000,
                 manifest: j.manifest.clone(),
                 outputs: Default::default(),
+                attempt: None,
             })
         })
         .collect();
