@@ -51,7 +51,9 @@ pub enum ExecError {
         "trainer.command uses `{{{name}}}`, which flow does not know\n  help: the placeholders are {{config}}, {{model_size}}, {{output_dir}} and {{resume}}"
     )]
     Placeholder { name: String },
-    #[error("cannot start {program}: {source}")]
+    #[error(
+        "cannot start {program}: {source}\n  help: build flow-train (scripts/torch/install, then cargo build --release -p flow-trainer) so it sits beside flow, set FLOW_TRAIN=/path/to/flow-train, or give the config a `trainer.command`"
+    )]
     Start {
         program: String,
         source: std::io::Error,
