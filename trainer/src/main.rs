@@ -1,5 +1,5 @@
-//! `flow-train`: flow's libtorch trainer. For now only the set-up check (`doctor`); the model
-//! and the training loop come later (issue 8).
+//! `flow-train`: flow's libtorch trainer: `train` (the command flow's `train` task runs),
+//! `import-weights`, `summary`, `eval`, `synth` and the set-up check `doctor`.
 
 mod torch_version;
 
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use flow_trainer::model::ModelSize;
 use tch::{Device, Kind, Tensor, nn, nn::Module};
 
 /// The torch version tch 0.24 is built for; another libtorch is refused by `doctor`.
@@ -31,6 +32,62 @@ enum Command {
     Eval(flow_trainer::eval_cmd::EvalArgs),
     /// Write the synthetic COCO instance-segmentation dataset.
     Synth(flow_trainer::synth_cmd::SynthArgs),
+    /// Train from an experiment config into a run directory (log.txt, checkpoints).
+    Train(TrainArgs),
+    /// Convert an RF-DETR torch checkpoint (.pth) into the trainer's safetensors weights.
+    ImportWeights {
+        /// The RF-DETR checkpoint.
+        input: PathBuf,
+        /// The safetensors file to write.
+        output: PathBuf,
+        /// Model size (tiny, nano, small, medium, large, xlarge, 2xlarge).
+        #[arg(long)]
+        model_size: String,
+        /// Classes (default: the checkpoint's).
+        #[arg(long)]
+        num_classes: Option<i64>,
+    },
+    /// Print a model's parameter counts per module.
+    Summary {
+        /// Model size.
+        #[arg(long)]
+        model_size: String,
+        /// Classes.
+        #[arg(long, default_value_t = 2)]
+        num_classes: i64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// The experiment config (YAML, DESIGN §3).
+    #[arg(long)]
+    config: PathBuf,
+    /// The run directory; default: the config's directory.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Continue from the run directory's last checkpoint if there is one (else start fresh);
+    /// also on when flow's engine sets FLOW_RESUME=1 for a retry.
+    #[arg(long)]
+    resume: bool,
+    /// cpu or cuda (cuda:N); default: cuda when available.
+    #[arg(long)]
+    device: Option<String>,
+    /// Overrides experiment.model_size.
+    #[arg(long)]
+    model_size: Option<String>,
+    /// Initial weights (.safetensors or an RF-DETR .pth); overrides model.pretrain_weights.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// At most this many optimizer steps per epoch (smoke tests).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Threads (default: SLURM_CPUS_PER_TASK, else all CPUs).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -47,7 +104,152 @@ fn main() -> ExitCode {
         },
         Command::Eval(args) => flow_trainer::eval_cmd::run(args),
         Command::Synth(args) => flow_trainer::synth_cmd::run(args),
+        Command::Train(args) => report("train", train(args)),
+        Command::ImportWeights {
+            input,
+            output,
+            model_size,
+            num_classes,
+        } => report(
+            "import-weights",
+            import_weights(&input, &output, &model_size, num_classes),
+        ),
+        Command::Summary {
+            model_size,
+            num_classes,
+            json,
+        } => report("summary", summary(&model_size, num_classes, json)),
     }
+}
+
+/// Prints `flow-train CMD: error` and fails, or succeeds.
+fn report(cmd: &str, r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flow-train {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_device(s: Option<&str>) -> Result<Device, String> {
+    match s {
+        None => Ok(Device::cuda_if_available()),
+        Some("cpu") => Ok(Device::Cpu),
+        Some("cuda") => Ok(Device::Cuda(0)),
+        Some(other) => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Device::Cuda)
+            .ok_or_else(|| format!("unknown device `{other}`: pass cpu, cuda or cuda:N")),
+    }
+}
+
+fn train(args: TrainArgs) -> Result<(), String> {
+    let device = parse_device(args.device.as_deref())?;
+    if device != Device::Cpu && !tch::Cuda::is_available() {
+        return Err("--device cuda asked for, but CUDA is not available".into());
+    }
+    let model_size = args
+        .model_size
+        .as_deref()
+        .map(str::parse::<ModelSize>)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let output_dir = match args.output_dir {
+        Some(d) => d,
+        None => args
+            .config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let opts = flow_trainer::train::TrainOptions {
+        config: args.config,
+        output_dir,
+        resume: args.resume || std::env::var("FLOW_RESUME").is_ok_and(|v| v == "1"),
+        device,
+        model_size,
+        weights: args.weights,
+        max_steps: args.max_steps,
+        threads: args.threads,
+        epochs_limit: None,
+        progress: true,
+    };
+    let s = flow_trainer::train::train(&opts).map_err(|e| e.to_string())?;
+    eprintln!(
+        "done: {} epoch(s) run, {} complete{}, best mask AP {}, {:.3} s/step",
+        s.epochs_run,
+        s.epochs_done,
+        if s.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        s.best_mask_ap.map_or("-".to_owned(), |a| format!("{a:.4}")),
+        s.seconds_per_step
+    );
+    Ok(())
+}
+
+fn import_weights(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    size: &str,
+    num_classes: Option<i64>,
+) -> Result<(), String> {
+    let size: ModelSize = size
+        .parse()
+        .map_err(|e: flow_trainer::model::ModelError| e.to_string())?;
+    let (cfg, report) = flow_trainer::model::import::import_to_safetensors(
+        input,
+        output,
+        size,
+        num_classes,
+        flow_trainer::model::import::LoadPolicy::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "imported {} variables of {} ({} classes) into {}",
+        report.loaded,
+        cfg.size,
+        cfg.num_classes,
+        output.display()
+    );
+    Ok(())
+}
+
+fn summary(size: &str, num_classes: i64, json: bool) -> Result<(), String> {
+    use flow_trainer::model::{ModelConfig, RfDetrSeg, params};
+    let size: ModelSize = size
+        .parse()
+        .map_err(|e: flow_trainer::model::ModelError| e.to_string())?;
+    let cfg = ModelConfig::preset(size, num_classes).map_err(|e| e.to_string())?;
+    let vs = nn::VarStore::new(Device::Cpu);
+    RfDetrSeg::new(&vs.root(), &cfg).map_err(|e| e.to_string())?;
+    let total = params::trainable_count(&vs);
+    let modules = params::breakdown(&vs);
+    if json {
+        let v = serde_json::json!({
+            "model_size": size.as_str(),
+            "num_classes": num_classes,
+            "resolution": cfg.resolution,
+            "trainable_parameters": total,
+            "modules": modules,
+        });
+        println!("{v:#}");
+    } else {
+        println!(
+            "{size}: {num_classes} classes, {} px, {total} trainable parameters",
+            cfg.resolution
+        );
+        for (name, n) in modules {
+            println!("  {name:<40} {n:>12}");
+        }
+    }
+    Ok(())
 }
 
 /// rustc links with `--as-needed`, which drops `libtorch_cuda.so` (nothing references it by
