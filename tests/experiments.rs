@@ -654,3 +654,24 @@ fn adding_a_run_extracts_its_metrics_only_and_re_renders_what_changed() {
     assert!(!rendered.contains("model_size_comparison.png"), "{log}");
     assert_eq!(p.read("reports/sweep/leaderboard.csv").lines().count(), 4);
 }
+
+#[test]
+fn a_completed_run_reached_from_another_workflow_is_not_trained_again() {
+    let p = project();
+    config(&p, "nano", "nano-baseline", "nano", "1.0e-4");
+    let out = p.flow(&[
+        "launch",
+        "--config",
+        "configs/experiments/nano.yaml",
+        "--executor",
+        "local",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = registry(&p)[0]["id"].as_str().unwrap().to_string();
+    let log = p.read(&format!("checkpoints/{id}/log.txt"));
+    // The same resolved config as a node of a workflow: fresh, nothing trains.
+    p.workflow("version: 1\nnodes:\n  train:\n    task: train\n    config: configs/experiments/nano.yaml\n");
+    assert!(p.ran(&[]).is_empty(), "trained the completed run again");
+    assert_eq!(p.read(&format!("checkpoints/{id}/log.txt")), log);
+    assert_eq!(registry(&p).len(), 1);
+}

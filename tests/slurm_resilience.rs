@@ -264,15 +264,12 @@ fn slurm_log(p: &TestProject, job: &str) -> String {
 // ------------------------------------------------------------------ time limits ------------
 
 /// A job nearing its time limit requeues itself (same job id), resumes from its checkpoint
-/// as attempt 2 with FLOW_RESUME=1, and its afterok dependent then runs.
+/// as attempt 2 with FLOW_RESUME=1, and its afterok dependent then runs. The switch is the
+/// node's own (`resources: {requeue: true}`), in a workflow without `requeue:`.
 fn requeue_and_resume(c: &Cluster) {
     let p = project(&chain(
-        &slurm_section(
-            c,
-            "1",
-            "  requeue: true\n  requeue_signal_secs: 50\n  max_requeues: 2\n",
-        ),
-        "",
+        &slurm_section(c, "1", "  requeue_signal_secs: 50\n  max_requeues: 2\n"),
+        "    resources: {requeue: true}\n",
         "",
     ));
     let _cleanup = CancelLeftovers {
@@ -308,6 +305,21 @@ fn requeue_and_resume(c: &Cluster) {
     let history = sacct_history(job);
     assert!(history.contains(&"REQUEUED".to_string()), "{history:?}");
     assert_eq!(history.last().map(String::as_str), Some("COMPLETED"));
+    // Only the node that asked for it requeues itself.
+    let scripts: Vec<String> = std::fs::read_dir(p.path(".cache/slurm"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("job.sh")).unwrap_or_default())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(scripts.len(), 2, "{scripts:?}");
+    let with_signal = scripts
+        .iter()
+        .filter(|t| {
+            t.contains("#SBATCH --signal=B:USR1@50\n") && t.contains("trap flow_on_usr1 USR1")
+        })
+        .count();
+    assert_eq!(with_signal, 1, "train only: {scripts:?}");
+    assert!(scripts.iter().all(|t| t.contains("#SBATCH --requeue\n")));
 }
 
 /// A job that does not requeue itself runs into its time limit: `timeout`, its dependent is
@@ -490,6 +502,187 @@ fn a_preempted_job_is_requeued_resumes_and_the_run_completes() {
         ]
     );
     assert_eq!(p.read("out/eval.txt"), "steps=6 resumed_from=3\n");
+}
+
+/// SLURM's own requeues count against the budget: with `max_requeues: 1`, a job preempted
+/// twice ends `preempted` at the start of its third run (without running the command), with
+/// a message that says so; its dependent is cancelled, and the next `flow run` submits the
+/// chain again, which resumes from the checkpoint and completes.
+#[test]
+fn preemptions_past_the_requeue_budget_end_in_preempted_and_a_rerun_completes() {
+    let Some(c) = cluster() else { return };
+    let _use = shared();
+    // `mode` is read when the job runs: `always` hangs on every run (until preempted).
+    let p = project(&chain(
+        &slurm_section(c, "5", "  max_requeues: 1\n"),
+        "    resources: {gpus: 4, gpu_type: a100}\n",
+        "\"$(cat mode)\"",
+    ));
+    p.write("mode", "always");
+    let _cleanup = CancelLeftovers {
+        p: &p,
+        nodes: &["train", "evaluate"],
+    };
+    let flow_run = spawn(flow(
+        &p,
+        &[
+            "run",
+            "workflows/w.yaml",
+            "--executor",
+            "slurm",
+            "--json",
+            "--wait",
+        ],
+    ));
+    let preempt = |n: usize| {
+        wait_until(
+            &format!("train's run {n} to hang"),
+            Duration::from_secs(120),
+            || {
+                p.path("attempts.log").exists()
+                    && attempts(&p).len() == n
+                    && p.path("hanging").exists()
+            },
+        );
+        std::fs::remove_file(p.path("hanging")).unwrap();
+        let urgent = tool(
+            "sbatch",
+            &[
+                "--parsable",
+                &format!("--partition={}", c.urgent_partition),
+                &format!("--account={}", c.account),
+                "--gres=gpu:a100:1",
+                "--mem=100M",
+                "--time=1",
+                &format!("--output={}", p.path("urgent-%j.log").display()),
+                "--wrap=sleep 2",
+            ],
+        );
+        assert!(urgent.status.success(), "{urgent:?}");
+    };
+    preempt(1);
+    preempt(2);
+    let r = flow_run.finish(Duration::from_secs(240));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        (&r.json["completed"], &r.json["failed"]),
+        (&0.into(), &2.into()),
+        "{r:?}"
+    );
+    let job = &r.jobs_of("train")[0];
+    let why = format!(
+        "SLURM job {job} ended preempted on attempt 3: requeued 2 times by SLURM (preemption); the requeue budget (1) is spent"
+    );
+    assert!(
+        r.stderr.contains(&format!("FAILED  train: {why}")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("FAILED  evaluate: SLURM job"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        attempts(&p).len(),
+        2,
+        "the third run did not run the command"
+    );
+    assert!(
+        slurm_log(&p, job).contains("the requeue budget (1) is spent"),
+        "{}",
+        slurm_log(&p, job)
+    );
+    let history = sacct_history(job);
+    assert_eq!(
+        history.iter().filter(|s| *s == "PREEMPTED").count(),
+        2,
+        "{history:?}"
+    );
+    let evaluate = &r.jobs_of("evaluate")[0];
+    assert_eq!(sacct_history(evaluate), ["CANCELLED"]);
+    // The next run submits the chain again; it resumes from the checkpoint.
+    p.write("mode", "");
+    let r = run(&p, &["--wait"], Duration::from_secs(180));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        (&r.json["completed"], &r.json["failed"]),
+        (&2.into(), &0.into()),
+        "{r:?}"
+    );
+    assert_ne!(&r.jobs_of("train")[0], job, "a new job");
+    assert!(p.read("out/eval.txt").starts_with("steps=6 resumed_from="));
+}
+
+/// A job that SLURM requeued and that is then held (here by an administrator's `scontrol
+/// hold`; SLURM itself holds a job it gave up requeueing) would wait forever: flow cancels
+/// it, records why with SLURM's reason, and its dependent is cancelled.
+#[test]
+fn a_requeued_job_that_is_held_is_cancelled_with_slurms_reason() {
+    let Some(c) = cluster() else { return };
+    let _use = shared();
+    let p = TestProject::new();
+    p.workflow(&format!(
+        "{}nodes:\n  a:\n    run: 'touch started; while [ ! -e go ]; do sleep 0.2; done; echo a > {{outputs.0}}'\n    outputs: [a.txt]\n  b:\n    needs: [a]\n    run: 'cat {{needs.a}} > {{outputs.0}}'\n    outputs: [b.txt]\n",
+        slurm_section(c, "5", "")
+    ));
+    let _cleanup = CancelLeftovers {
+        p: &p,
+        nodes: &["a", "b"],
+    };
+    let r = run(&p, &[], Duration::from_secs(60));
+    assert_eq!(r.code, 0, "{r:?}");
+    let a = r.jobs_of("a")[0].clone();
+    wait_until("a to start", Duration::from_secs(60), || {
+        p.path("started").exists()
+    });
+    let squeue_state = || {
+        let out = tool("squeue", &["-h", "-j", &a, "-o", "%T|%r"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let requeue = tool("scontrol", &["requeue", &a]);
+    assert!(requeue.status.success(), "{requeue:?}");
+    wait_until("a to be pending again", Duration::from_secs(30), || {
+        squeue_state().starts_with("PENDING")
+    });
+    let hold = tool("scontrol", &["hold", &a]);
+    assert!(hold.status.success(), "{hold:?}");
+    assert_eq!(squeue_state(), "PENDING|JobHeldAdmin");
+    // `flow status` reconciles: a is cancelled and recorded with SLURM's reason, and SLURM
+    // cancels b.
+    let status = || {
+        let out = flow(&p, &["status", "--json"]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    wait_until("a and b to be recorded", Duration::from_secs(60), || {
+        status()["in_flight"]
+            .as_array()
+            .is_some_and(|v| v.is_empty())
+    });
+    wait_until(
+        "SLURM to record the cancel",
+        Duration::from_secs(30),
+        || sacct_history(&a).last().is_some_and(|s| s == "CANCELLED"),
+    );
+    let b = r.jobs_of("b")[0].clone();
+    assert_eq!(sacct_history(&b), ["CANCELLED"]);
+    let plan = common::stdout(&p.flow(&["run", "workflows/w.yaml", "-n"]));
+    assert!(
+        plan.contains(&format!(
+            "SLURM job {a} was held (JobHeldAdmin): flow cancelled it"
+        )),
+        "the record keeps SLURM's reason: {plan}"
+    );
+    // The next run submits the chain again.
+    std::fs::write(p.path("go"), "").unwrap();
+    let r = run(&p, &["--wait"], Duration::from_secs(120));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        (&r.json["completed"], &r.json["sbatch_calls"]),
+        (&2.into(), &2.into()),
+        "{r:?}"
+    );
+    assert_eq!(p.read("b.txt"), "a\n");
 }
 
 // ------------------------------------------------------------------ node failure -----------

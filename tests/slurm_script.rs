@@ -79,6 +79,7 @@ fn snapshot_single_node_with_everything() {
         mail_user: Some("me@example.org".into()),
         mail_type: Some("END,FAIL".into()),
         extra: vec!["--exclusive".into()],
+        ..Default::default()
     };
     s.dependencies = vec![Dependency {
         kind: DependencyKind::AfterOk,
@@ -425,4 +426,76 @@ fn hostile_values_run_as_inert_text() {
     for p in ["pwned1", "pwned2", "/pwned1", "/pwned2"] {
         assert!(!root.join(p).exists(), "{p} was created");
     }
+}
+
+/// SLURM requeued the job (preemption, node failure) more often than its budget allows: the
+/// run ends at once, without running the command, and its marker says why; at the budget
+/// it still runs. The budget comes from the requeue settings, else from `max_requeues`
+/// in the resources, else 3.
+#[test]
+fn a_run_past_the_requeue_budget_ends_without_running_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut s = script(root, vec![task(root, 0, "echo ran >> ran.txt")]);
+    s.resources.max_requeues = Some(1);
+    let out = run(
+        root,
+        &s,
+        &[("SLURM_JOB_ID", "40"), ("SLURM_RESTART_COUNT", "1")],
+    );
+    assert!(out.status.success(), "at the budget it runs: {out:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("ran.txt")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(marker(&s.tasks[0]).unwrap().budget_spent, None);
+    let out = run(
+        root,
+        &s,
+        &[("SLURM_JOB_ID", "40"), ("SLURM_RESTART_COUNT", "2")],
+    );
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("ran.txt")).unwrap(),
+        "ran\n",
+        "the command did not run"
+    );
+    let m = marker(&s.tasks[0]).unwrap();
+    assert_eq!((m.version, m.exit_code, m.attempt), (2, 75, 3));
+    assert_eq!(
+        m.budget_spent,
+        Some(flow_engine::slurm::BudgetSpent {
+            requeues: 2,
+            max_requeues: 1
+        })
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("job 40 was requeued 2 times; the requeue budget (1) is spent")
+    );
+    // Without a setting the budget is 3; the requeue settings' budget wins.
+    s.resources.max_requeues = None;
+    let out = run(
+        root,
+        &s,
+        &[("SLURM_JOB_ID", "41"), ("SLURM_RESTART_COUNT", "3")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = run(
+        root,
+        &s,
+        &[("SLURM_JOB_ID", "41"), ("SLURM_RESTART_COUNT", "4")],
+    );
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    s.resources.max_requeues = Some(5);
+    s.requeue = Some(Requeue {
+        signal_secs: 60,
+        max_requeues: 0,
+    });
+    let out = run(
+        root,
+        &s,
+        &[("SLURM_JOB_ID", "42"), ("SLURM_RESTART_COUNT", "1")],
+    );
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
 }

@@ -12,7 +12,8 @@ use crate::digest::Digester;
 use crate::journal::{Entry, Journal};
 use crate::project::Project;
 use crate::slurm::cli::{self as slurm_cli, Observation, SlurmCli, Source};
-use crate::slurm::{ExitMarker, JobStatus, RequeueNote, SlurmError};
+use crate::slurm::script::JobRef;
+use crate::slurm::{BudgetSpent, ExitMarker, JobStatus, RequeueNote, SlurmError, SlurmState};
 use crate::state::{JobPhase, JobRecord, NodeRecord, RunStatus, State};
 use crate::submit::{SubmitError, parse_job_ref};
 
@@ -106,6 +107,63 @@ fn failure_message(
         (None, _) => {}
     }
     msg
+}
+
+/// Why a job whose run ended at its start with its requeue budget spent
+/// ([`ExitMarker::budget_spent`]) ended, from how its runs ended (`history`, from `sacct
+/// -D`, oldest first; `None` when accounting could not say): `node_fail` when SLURM last
+/// requeued it after a node failure, else `preempted`. A run that ended `REQUEUED` was
+/// requeued with `scontrol requeue` (by the job itself near its time limit, or by hand).
+fn spent_budget(
+    job: &str,
+    marker: &ExitMarker,
+    spent: BudgetSpent,
+    history: Option<&[SlurmState]>,
+) -> (JobStatus, String) {
+    let by_slurm: Vec<JobStatus> = history
+        .unwrap_or(&[])
+        .iter()
+        .map(SlurmState::status)
+        .filter(|s| matches!(s, JobStatus::Preempted | JobStatus::NodeFail))
+        .collect();
+    let by_itself = history
+        .unwrap_or(&[])
+        .iter()
+        .filter(|s| **s == SlurmState::Requeued)
+        .count();
+    let status = by_slurm.last().copied().unwrap_or(JobStatus::Preempted);
+    let mut causes: Vec<&str> = Vec::new();
+    for s in &by_slurm {
+        let c = if *s == JobStatus::NodeFail {
+            "node failure"
+        } else {
+            "preemption"
+        };
+        if !causes.contains(&c) {
+            causes.push(c);
+        }
+    }
+    let causes = if causes.is_empty() {
+        "preemption or node failure".to_string()
+    } else {
+        causes.join(", ")
+    };
+    let n = spent.requeues;
+    let how = if by_itself == 0 {
+        format!("requeued {n} times by SLURM ({causes})")
+    } else {
+        format!(
+            "requeued {n} times ({} by SLURM: {causes}; {by_itself} with scontrol requeue)",
+            by_slurm.len()
+        )
+    };
+    (
+        status,
+        format!(
+            "SLURM job {job} ended {status} on attempt {}: {how}; the requeue budget ({}) is spent",
+            marker.attempt, spent.max_requeues
+        ),
+    )
 }
 
 /// Seconds after which an intent SLURM has never heard of is taken as never submitted
@@ -234,6 +292,7 @@ pub fn reconcile(
             sacct_error: None,
             unparsed: Vec::new(),
             unsettled: Vec::new(),
+            held: Vec::new(),
         }
     } else {
         out.sacct_calls += 1;
@@ -241,6 +300,66 @@ pub fn reconcile(
     };
     if obs.source == Source::Squeue {
         out.fallback = obs.sacct_error.clone();
+    }
+    // Each job's exit marker, read once per poll.
+    let markers: BTreeMap<String, Option<ExitMarker>> = state
+        .jobs
+        .values()
+        .map(|rec| {
+            let m = ExitMarker::read(&project.root.join(&rec.marker))
+                .ok()
+                .flatten();
+            (rec.id.clone(), m)
+        })
+        .collect();
+    let marker_of = |rec: &JobRecord| markers.get(&rec.id).cloned().flatten();
+    // Jobs whose last run found their requeue budget spent: how their earlier runs ended
+    // (one `sacct -D` call for all), to say whether preemption or a node failure did it.
+    let spent: Vec<u64> = state
+        .jobs
+        .values()
+        .filter(|rec| marker_of(rec).is_some_and(|m| m.budget_spent.is_some()))
+        .filter_map(|rec| rec.job.as_deref().and_then(parse_job_ref))
+        .map(|r| r.job)
+        .collect();
+    let history = if spent.is_empty() {
+        Vec::new()
+    } else {
+        out.sacct_calls += 1;
+        slurm_cli::run_history(cli, &spent).unwrap_or_default()
+    };
+    // Jobs SLURM or an administrator holds would wait forever, and their dependents with
+    // them: cancel them (one scancel), so the dependents go too, and record why. SLURM holds
+    // jobs it requeued (after too many requeues): one squeue call asks about the ones that
+    // are pending again after a run (they left a marker), only while there are any.
+    let mut obs = obs;
+    let requeued: Vec<u64> = state
+        .jobs
+        .values()
+        .filter(|rec| {
+            let m = marker_of(rec);
+            m.is_some() && status_of(&obs, rec, &m) == JobStatus::Pending
+        })
+        .filter_map(|rec| rec.job.as_deref().and_then(parse_job_ref))
+        .map(|r| r.job)
+        .filter(|j| !obs.held.iter().any(|(id, _)| id.job == *j))
+        .collect();
+    obs.held.extend(slurm_cli::held(cli, &requeued));
+    let held_jobs: Vec<(String, JobRef, String)> = state
+        .jobs
+        .values()
+        .filter_map(|rec| {
+            let r = parse_job_ref(rec.job.as_deref()?)?;
+            let (_, reason) = obs.held.iter().find(|(id, _)| id.covers(r.job, r.task))?;
+            Some((rec.id.clone(), r, reason.clone()))
+        })
+        .collect();
+    let mut held: BTreeMap<String, String> = BTreeMap::new();
+    if !held_jobs.is_empty() {
+        let refs: Vec<JobRef> = held_jobs.iter().map(|(_, r, _)| *r).collect();
+        if slurm_cli::cancel(cli, &refs).is_ok() {
+            held.extend(held_jobs.into_iter().map(|(id, _, reason)| (id, reason)));
+        }
     }
     let journal = Journal::new(&project.cache_dir());
     // Upstream results first: a job's final key needs its upstreams' output digests.
@@ -255,10 +374,12 @@ pub fn reconcile(
                 .upstream
                 .keys()
                 .any(|u| state.jobs.contains_key(u) && *u != rec.id);
-            let marker = ExitMarker::read(&project.root.join(&rec.marker))
-                .ok()
-                .flatten();
-            let status = status_of(&obs, &rec, &marker);
+            let marker = marker_of(&rec);
+            let status = if held.contains_key(&rec.id) {
+                JobStatus::Failed
+            } else {
+                status_of(&obs, &rec, &marker)
+            };
             let job = rec.job.clone().unwrap_or_else(|| rec.job_name.clone());
             let unsettled = rec
                 .job
@@ -326,12 +447,34 @@ pub fn reconcile(
                     .and_then(|s| s.to_str())
                     .and_then(|s| s.parse::<usize>().ok())
                     .unwrap_or(0);
-                let message = failure_message(
-                    &job,
-                    status,
-                    marker.as_ref(),
-                    note.as_ref().map(|n| (n, index)),
-                );
+                let spent = marker.as_ref().and_then(|m| Some((m, m.budget_spent?)));
+                let (status, message) = if let Some(reason) = held.get(&rec.id) {
+                    (
+                        status,
+                        format!(
+                            "SLURM job {job} was held ({reason}): flow cancelled it (and so SLURM its dependents) rather than wait for a release"
+                        ),
+                    )
+                } else if let Some((m, spent)) = spent {
+                    let runs: Vec<SlurmState> = parse_job_ref(&job)
+                        .map(|r| {
+                            history
+                                .iter()
+                                .filter(|(id, _)| id.covers(r.job, r.task))
+                                .map(|(_, s)| s.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    spent_budget(&job, m, spent, (!runs.is_empty()).then_some(&runs[..]))
+                } else {
+                    let message = failure_message(
+                        &job,
+                        status,
+                        marker.as_ref(),
+                        note.as_ref().map(|n| (n, index)),
+                    );
+                    (status, message)
+                };
                 out.messages.insert(rec.id.clone(), message.clone());
                 record.error = Some(message);
                 out.failed.push((rec.id.clone(), status, job.clone()));
@@ -381,10 +524,12 @@ mod tests {
 
     fn marker(exit_code: i32, end_time: u64) -> ExitMarker {
         ExitMarker {
+            version: 1,
             exit_code,
             end_time,
             attempt: 1,
             job_id: "7".into(),
+            budget_spent: None,
         }
     }
 
@@ -460,6 +605,46 @@ mod tests {
         assert!(!ended(JobStatus::Preempted, true));
         assert!(!ended(JobStatus::NodeFail, true));
         assert!(ended(JobStatus::Timeout, true));
+    }
+
+    #[test]
+    fn a_spent_budget_says_who_requeued_the_job() {
+        let mut m = marker(75, 9);
+        m.attempt = 3;
+        let spent = BudgetSpent {
+            requeues: 2,
+            max_requeues: 1,
+        };
+        use SlurmState::*;
+        assert_eq!(
+            spent_budget("7", &m, spent, Some(&[Preempted, Preempted, Failed])),
+            (
+                JobStatus::Preempted,
+                "SLURM job 7 ended preempted on attempt 3: requeued 2 times by SLURM (preemption); the requeue budget (1) is spent".to_string()
+            )
+        );
+        let (status, msg) = spent_budget("7", &m, spent, Some(&[Preempted, NodeFail, Failed]));
+        assert_eq!(status, JobStatus::NodeFail);
+        assert!(msg.contains("by SLURM (preemption, node failure)"), "{msg}");
+        let spent3 = BudgetSpent {
+            requeues: 3,
+            max_requeues: 2,
+        };
+        let (status, msg) = spent_budget(
+            "7",
+            &m,
+            spent3,
+            Some(&[Requeued, Preempted, Preempted, Failed]),
+        );
+        assert_eq!(status, JobStatus::Preempted);
+        assert!(
+            msg.contains("requeued 3 times (2 by SLURM: preemption; 1 with scontrol requeue); the requeue budget (2) is spent"),
+            "{msg}"
+        );
+        // Accounting could not say: preempted, and the message says it is not sure.
+        let (status, msg) = spent_budget("7", &m, spent, None);
+        assert_eq!(status, JobStatus::Preempted);
+        assert!(msg.contains("(preemption or node failure)"), "{msg}");
     }
 
     #[test]

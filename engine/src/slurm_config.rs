@@ -18,7 +18,8 @@ fn expect_bool(source: &Source, node: &Yaml, what: &str) -> Result<bool, SpecErr
     }
 }
 
-/// Keys that request resources, in a node's `resources:` or a `slurm:` section.
+/// Keys of a node's `resources:` or a `slurm:` section that layer per node: the resource
+/// request, and the requeue switch and budget (`requeue`, `max_requeues`).
 pub const RESOURCE_KEYS: &[&str] = &[
     "gpus",
     "gpu_type",
@@ -31,6 +32,8 @@ pub const RESOURCE_KEYS: &[&str] = &[
     "mail_user",
     "mail_type",
     "extra",
+    "requeue",
+    "max_requeues",
 ];
 
 /// Keys of a `slurm:` section besides the resource keys.
@@ -38,14 +41,15 @@ pub const SUBMIT_KEYS: &[&str] = &[
     "preamble",
     "max_array_size",
     "throttle",
-    "requeue",
     "requeue_signal_secs",
-    "max_requeues",
 ];
 
 /// Settings of a `slurm:` section.
 #[derive(Debug, Clone, Default)]
 pub struct SlurmSection {
+    /// The request, and the per-node settings that layer with it: `requeue` (whether jobs
+    /// requeue themselves shortly before their time limit and resume, DESIGN §6; `None`:
+    /// the task kind decides) and `max_requeues` (the retry budget).
     pub resources: Resources,
     /// Job environment preamble (module loads, virtualenv activation), run before commands.
     pub preamble: Option<String>,
@@ -53,16 +57,9 @@ pub struct SlurmSection {
     pub max_array_size: Option<u32>,
     /// `%` throttle of job arrays: at most this many tasks of one array run at once.
     pub throttle: Option<u32>,
-    /// Whether jobs requeue themselves shortly before their time limit and resume (DESIGN
-    /// §6), so a shell node that checkpoints can run longer than one allocation; `None`:
-    /// the task kind decides (training does, other kinds do not).
-    pub requeue: Option<bool>,
     /// How many seconds before its time limit a requeueing job is signalled
     /// (`--signal=B:USR1@N`); long enough to write a checkpoint and requeue.
     pub requeue_signal_secs: Option<u32>,
-    /// Requeues a job may do before it runs into its time limit and ends `timeout` (the
-    /// per-node retry budget), so a job that never finishes cannot hold a GPU forever.
-    pub max_requeues: Option<u32>,
 }
 
 impl SlurmSection {
@@ -73,9 +70,7 @@ impl SlurmSection {
             preamble: higher.preamble.clone().or_else(|| self.preamble.clone()),
             max_array_size: higher.max_array_size.or(self.max_array_size),
             throttle: higher.throttle.or(self.throttle),
-            requeue: higher.requeue.or(self.requeue),
             requeue_signal_secs: higher.requeue_signal_secs.or(self.requeue_signal_secs),
-            max_requeues: higher.max_requeues.or(self.max_requeues),
         }
     }
 }
@@ -105,6 +100,11 @@ pub fn read_resources(fields: &Fields<'_>) -> Result<Resources, SpecError> {
             .into_iter()
             .map(|(v, _)| v)
             .collect(),
+        requeue: fields
+            .get("requeue")
+            .map(|v| expect_bool(src, v, "requeue"))
+            .transpose()?,
+        max_requeues: n("max_requeues")?,
     };
     if let Err(e) = resources.validate() {
         return Err(SpecError::at(
@@ -127,10 +127,6 @@ pub fn read_section(source: &Source, node: &Yaml, what: &str) -> Result<SlurmSec
         preamble: fields.string("preamble")?.map(|(p, _)| p),
         max_array_size: fields.u32("max_array_size")?.map(|(n, _)| n),
         throttle: fields.u32("throttle")?.map(|(n, _)| n),
-        requeue: fields
-            .get("requeue")
-            .map(|v| expect_bool(source, v, "requeue"))
-            .transpose()?,
         requeue_signal_secs: match fields.u32("requeue_signal_secs")? {
             Some((0, _)) => {
                 return Err(SpecError::at(
@@ -144,6 +140,5 @@ pub fn read_section(source: &Source, node: &Yaml, what: &str) -> Result<SlurmSec
             }
             other => other.map(|(n, _)| n),
         },
-        max_requeues: fields.u32("max_requeues")?.map(|(n, _)| n),
     })
 }

@@ -249,10 +249,14 @@ pub fn submit(
                     throttle: section.throttle,
                 }),
                 dependencies,
-                requeue: section.requeue.unwrap_or(kind.requeue).then_some(Requeue {
-                    signal_secs: section.requeue_signal_secs.unwrap_or(REQUEUE_SIGNAL_SECS),
-                    max_requeues: section.max_requeues.unwrap_or(MAX_REQUEUES),
-                }),
+                requeue: section
+                    .resources
+                    .requeue
+                    .unwrap_or(kind.requeue)
+                    .then_some(Requeue {
+                        signal_secs: section.requeue_signal_secs.unwrap_or(REQUEUE_SIGNAL_SECS),
+                        max_requeues: section.resources.max_requeues.unwrap_or(MAX_REQUEUES),
+                    }),
                 preamble: section.preamble.clone(),
             };
             let path = dir.join("job.sh");
@@ -427,8 +431,10 @@ fn dependencies_of(
 /// How long before its time limit a requeueing job is signalled (`--signal=B:USR1@N`),
 /// unless `slurm.requeue_signal_secs` says otherwise.
 pub const REQUEUE_SIGNAL_SECS: u32 = 300;
-/// Requeues a job may do before it ends as `timeout` (the per-node retry budget), unless
-/// `slurm.max_requeues` says otherwise.
+/// Requeues a job may go through (its own near the time limit, and SLURM's after a
+/// preemption or a node failure) before it ends `timeout` or `preempted` (the per-node retry
+/// budget), unless `max_requeues` (a `slurm:` section or the node's `resources:`) says
+/// otherwise.
 pub const MAX_REQUEUES: u32 = 3;
 
 /// The SLURM request of one instance, layered (DESIGN §5, lowest first):
@@ -457,4 +463,79 @@ pub fn request_for(
             ..Default::default()
         })
         .overlay(command_line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::fake::MemDisk;
+    use crate::task::testing::graph;
+
+    /// Each node's (requeue, max_requeues) as submitted under `settings` (configs/flow.yaml).
+    fn requeue_settings(
+        workflow: &str,
+        settings: &SlurmSection,
+    ) -> Vec<(String, Option<bool>, Option<u32>)> {
+        let g = graph(workflow, &MemDisk::default());
+        (0..g.nodes.len())
+            .map(|id| {
+                let s = request_for(&g, id, settings, &SlurmSection::default());
+                (
+                    g.nodes[id].id.clone(),
+                    s.resources.requeue,
+                    s.resources.max_requeues,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_requeue_switch_and_budget_layer_like_resources() {
+        let flow_yaml = SlurmSection {
+            resources: crate::slurm::Resources {
+                requeue: Some(true),
+                max_requeues: Some(4),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let wf = "slurm:\n  requeue: false\nnodes:\n  a:\n    run: x\n    resources: {requeue: true}\n  b:\n    run: x\n  c:\n    run: x\n    resources: {max_requeues: 1}\n";
+        assert_eq!(
+            requeue_settings(wf, &flow_yaml),
+            [
+                ("a".to_string(), Some(true), Some(4)),
+                ("b".to_string(), Some(false), Some(4)),
+                ("c".to_string(), Some(false), Some(1)),
+            ],
+            "node over workflow over configs/flow.yaml"
+        );
+        // Nothing set anywhere: the task kind decides (`None`).
+        assert_eq!(
+            requeue_settings("nodes:\n  a:\n    run: x\n", &SlurmSection::default()),
+            [("a".to_string(), None, None)]
+        );
+        // A node's switch, in a workflow without one, wins over the kind too.
+        assert_eq!(
+            requeue_settings(
+                "nodes:\n  a:\n    run: x\n    resources: {requeue: false}\n",
+                &flow_yaml
+            ),
+            [("a".to_string(), Some(false), Some(4))]
+        );
+    }
+
+    #[test]
+    fn a_node_requeue_switch_must_be_a_boolean() {
+        let mut reg = crate::task::TaskRegistry::new();
+        reg.register(Box::new(crate::task::testing::TestShell));
+        let err = crate::workflow::WorkflowSpec::parse(
+            crate::yaml::Source::new(
+                "w.yaml",
+                "nodes:\n  a:\n    run: x\n    resources: {requeue: often}\n",
+            ),
+            &reg,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("requeue"), "{err}: names the key");
+    }
 }

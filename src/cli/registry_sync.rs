@@ -2,7 +2,6 @@
 //! start, and bring entries up to date once the engine recorded what happened.
 
 use flow_engine::graph::Graph;
-use flow_engine::plan::Plan;
 use flow_engine::project::Project;
 use flow_engine::state::State;
 use flow_tasks::TaskContext;
@@ -12,12 +11,13 @@ use flow_tasks::registry::RegistryError;
 
 use super::{Failure, exit_codes};
 
-/// Registers the new runs among the instances about to run, then releases the registry
-/// lock (held since the graph was built, so concurrent launches never clash).
+/// Registers the new runs among the selected instances (a new run always runs: its run
+/// directory does not exist yet), then releases the registry lock (held since the graph
+/// was built, so concurrent launches never clash).
 pub fn register_runs(
     ctx: &TaskContext,
     graph: &Graph,
-    plan: &Plan,
+    selected: &[bool],
     slurm: bool,
     quiet: bool,
 ) -> Result<(), Failure> {
@@ -26,10 +26,10 @@ pub fn register_runs(
         ctx.run_ids.release();
         return Ok(());
     }
-    let stale: Vec<&str> = plan
-        .stale()
-        .map(|id| graph.nodes[id].id.as_str())
-        .filter(|id| allocations.contains_key(*id))
+    let stale: Vec<&str> = (0..graph.nodes.len())
+        .filter(|&i| selected[i])
+        .map(|i| graph.nodes[i].id.as_str())
+        .filter(|id| allocations.get(*id).is_some_and(|a| !a.existing))
         .collect();
     let registered = ctx.run_ids.register_with(&stale, |entry| {
         let inst = graph.get(entry.instance.as_deref().unwrap_or_default());
@@ -79,4 +79,34 @@ pub fn registry_failure(e: RegistryError) -> Failure {
         _ => exit_codes::INVALID_INPUT,
     };
     Failure::msg(code, e.to_string())
+}
+
+/// A completed run reached from another workflow (the same resolved config under another
+/// instance id) lends its record to this instance, so the engine finds it fresh instead of
+/// training it again into the same run directory. In memory only: nothing is journaled
+/// unless the instance then runs.
+pub fn adopt_records(ctx: &TaskContext, graph: &Graph, state: &mut State) {
+    for (instance, a) in ctx.run_ids.allocations() {
+        let Some(owner) = a.entry.instance.as_deref().filter(|o| *o != instance) else {
+            continue;
+        };
+        let Some(record) = state.nodes.get(owner) else {
+            continue;
+        };
+        let ours = graph
+            .get(&instance)
+            .map(|i| graph.nodes[i].outputs.clone())
+            .unwrap_or_default();
+        let theirs_ok = record.status == flow_engine::state::RunStatus::Ok
+            && ours.iter().all(|o| record.outputs.contains_key(o));
+        let have_own = state
+            .nodes
+            .get(&instance)
+            .is_some_and(|r| ours.iter().all(|o| r.outputs.contains_key(o)));
+        if theirs_ok && !have_own {
+            let mut lent = record.clone();
+            lent.id = instance.clone();
+            state.nodes.insert(instance, lent);
+        }
+    }
 }

@@ -16,7 +16,7 @@ use super::reporter::ConsoleReporter;
 use flow_engine::project::Project;
 use flow_tasks::registry::{RegistryStore, RunIds};
 
-use super::registry_sync::{register_runs, sync_registry};
+use super::registry_sync::{adopt_records, register_runs, sync_registry};
 use super::{
     CmdResult, ExecutorArg, Failure, build_graph, exit_codes, open_project, read_workflow, select,
     task_context,
@@ -173,6 +173,11 @@ pub(super) fn run_source(
         return Ok(exit_codes::OK);
     }
 
+    // New training runs are registered before anything slow (reconciliation, hashing
+    // inputs), so the registry lock taken while the graph was built is held for
+    // milliseconds: `flow status` and other launches never wait behind a long plan.
+    register_runs(&ctx, &graph, &selected, slurm, args.json)?;
+    adopt_records(&ctx, &graph, &mut state);
     std::fs::create_dir_all(&cache).map_err(|e| {
         Failure::internal(miette::miette!("cannot create {}: {e}", cache.display()))
     })?;
@@ -199,7 +204,6 @@ pub(super) fn run_source(
     }
     let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
         .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
-    register_runs(&ctx, &graph, &plan, slurm, args.json)?;
     if slurm {
         let code = super::slurm::run(super::slurm::SlurmRun {
             project,

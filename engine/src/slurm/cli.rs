@@ -335,6 +335,9 @@ pub struct Observation {
     /// Jobs sacct reports `PREEMPTED` or `NODE_FAIL` that squeue could not be asked about:
     /// SLURM may have requeued them already, so they have not ended for sure.
     pub unsettled: Vec<u64>,
+    /// Pending jobs (or tasks) that SLURM or an administrator holds, with squeue's reason
+    /// (`JobHeldAdmin`, `launch failed requeued held`): they would wait forever.
+    pub held: Vec<(JobId, String)>,
 }
 
 impl Observation {
@@ -369,6 +372,7 @@ pub fn observe(cli: &dyn SlurmCli, jobs: &[u64]) -> Result<Observation, SlurmErr
                 sacct_error: None,
                 unparsed,
                 unsettled: Vec::new(),
+                held: Vec::new(),
             };
             settle_requeues(cli, &mut obs);
             return Ok(obs);
@@ -397,6 +401,8 @@ pub fn observe(cli: &dyn SlurmCli, jobs: &[u64]) -> Result<Observation, SlurmErr
     let parsed = parse_squeue(&text);
     Ok(Observation {
         source: Source::Squeue,
+        // Held jobs are looked for among the requeued ones only, as with sacct ([`held`]).
+        held: Vec::new(),
         jobs: parsed
             .records
             .into_iter()
@@ -412,9 +418,10 @@ pub fn observe(cli: &dyn SlurmCli, jobs: &[u64]) -> Result<Observation, SlurmErr
     })
 }
 
-/// Asks squeue about the jobs sacct reports preempted or node-failed (see [`observe`]);
-/// the ones slurmctld has requeued (pending or running again) are put first in
-/// `obs.jobs`, so [`Observation::get`] finds their live state.
+/// Asks squeue (one call) about the jobs sacct reports preempted or node-failed (see
+/// [`observe`]): the ones slurmctld has requeued (pending or running again) are put first
+/// in `obs.jobs`, so [`Observation::get`] finds their live state, and the ones SLURM or an
+/// administrator holds go to [`Observation::held`].
 fn settle_requeues(cli: &dyn SlurmCli, obs: &mut Observation) {
     let mut ids: Vec<u64> = obs
         .jobs
@@ -436,8 +443,13 @@ fn settle_requeues(cli: &dyn SlurmCli, obs: &mut Observation) {
             return;
         }
     };
-    let live: Vec<Observed> = parse_squeue(&text)
-        .records
+    let records = parse_squeue(&text).records;
+    obs.held = records
+        .iter()
+        .filter(|r| r.held())
+        .map(|r| (r.id.clone(), r.reason.clone().unwrap_or_default()))
+        .collect();
+    let live: Vec<Observed> = records
         .into_iter()
         .filter(|r| matches!(r.state.status(), JobStatus::Pending | JobStatus::Running))
         .map(|r| Observed {
@@ -447,6 +459,55 @@ fn settle_requeues(cli: &dyn SlurmCli, obs: &mut Observation) {
         })
         .collect();
     obs.jobs.splice(0..0, live);
+}
+
+/// The pending jobs (or tasks) among `jobs` that SLURM or an administrator holds, with
+/// squeue's reason, from one `squeue` call (none when `jobs` is empty). sacct does not say
+/// why a job waits (its `Reason` lags), so reconciliation asks this about the jobs SLURM
+/// requeued that are pending again, which SLURM may hold after too many requeues. An
+/// answer squeue cannot give is no hold.
+pub fn held(cli: &dyn SlurmCli, jobs: &[u64]) -> Vec<(JobId, String)> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    match cli.squeue(&squeue_args(jobs)) {
+        Ok(out) if out.success() => parse_squeue(&out.stdout)
+            .records
+            .into_iter()
+            .filter(|r| r.held())
+            .map(|r| (r.id, r.reason.unwrap_or_default()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// How each run of `jobs` ended, oldest first, from one `sacct -D` call (every run of a
+/// requeued job has its own record: `PREEMPTED`, `NODE_FAIL`, `REQUEUED`, then the last).
+pub fn run_history(
+    cli: &dyn SlurmCli,
+    jobs: &[u64],
+) -> Result<Vec<(JobId, SlurmState)>, SlurmError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let args = vec![
+        "-D".to_string(),
+        "-X".to_string(),
+        "-P".to_string(),
+        "-n".to_string(),
+        "--format=JobID,State".to_string(),
+        "-j".to_string(),
+        id_list(jobs),
+    ];
+    let out = call(cli, Program::Sacct, &args)?;
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (id, state) = l.split_once('|')?;
+            Some((JobId::parse(id.trim())?, SlurmState::parse(state)))
+        })
+        .collect())
 }
 
 /// The cluster's `MaxArraySize` (`scontrol show config`).
@@ -644,6 +705,44 @@ mod tests {
         );
         observe(&fake, &[7]).unwrap();
         assert_eq!(fake.count(Program::Squeue), 0);
+    }
+
+    #[test]
+    fn jobs_slurm_or_an_admin_holds_are_reported_with_squeues_reason() {
+        let fake = FakeSlurm::new();
+        fake.answer(
+            Program::Squeue,
+            CmdOutput::ok(
+                "7|PENDING|JobHeldAdmin\n8|PENDING|launch failed requeued held\n9|PENDING|JobHeldUser\n10|PENDING|Priority\n11|RUNNING|None\n",
+            ),
+        );
+        let held: Vec<(u64, String)> = held(&fake, &[7, 8, 9, 10, 11])
+            .into_iter()
+            .map(|(id, r)| (id.job, r))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                (7, "JobHeldAdmin".to_string()),
+                (8, "launch failed requeued held".to_string())
+            ],
+            "a user's own hold is not SLURM's"
+        );
+        assert_eq!(fake.calls()[0].1[4], "%i|%T|%r");
+        assert!(super::held(&fake, &[]).is_empty());
+        assert_eq!(fake.count(Program::Squeue), 1, "no call for no jobs");
+        // A preempted job that SLURM requeued and holds: the settling squeue call says so.
+        let fake = FakeSlurm::new();
+        fake.answer(
+            Program::Sacct,
+            CmdOutput::ok("7|7|PREEMPTED|0:15|00:00:09|cpu=1\n"),
+        )
+        .answer(Program::Squeue, CmdOutput::ok("7|PENDING|JobHeldAdmin\n"));
+        let obs = observe(&fake, &[7]).unwrap();
+        assert_eq!(obs.held.len(), 1);
+        // squeue unreachable: no hold is assumed.
+        let fake = FakeSlurm::new();
+        assert!(super::held(&fake, &[7]).is_empty());
     }
 
     #[test]

@@ -12,8 +12,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// What a finished batch script recorded about its node.
+///
+/// Version 1 (no `version` field) has the exit code, end time, attempt and job id; version
+/// 2 adds the optional `budget_spent`. A newer version is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitMarker {
+    /// The format version ([`ExitMarker::VERSION`] at most); 1 when absent.
+    #[serde(default = "version_one")]
+    pub version: u32,
     /// The node command's exit status as the shell saw it (128 + N when killed by signal N;
     /// 143 when SLURM terminated the job, even if the command then exited 0).
     pub exit_code: i32,
@@ -23,9 +29,29 @@ pub struct ExitMarker {
     pub attempt: u32,
     /// `123` or `123_4` (array task); empty when the script ran outside SLURM.
     pub job_id: String,
+    /// Set when the run ended at its start, without running the command, because SLURM had
+    /// requeued the job more often than its budget allows (preemption, node failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_spent: Option<BudgetSpent>,
+}
+
+fn version_one() -> u32 {
+    1
+}
+
+/// The requeue budget a job ran out of ([`ExitMarker::budget_spent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetSpent {
+    /// `SLURM_RESTART_COUNT`: how often the job had been requeued, by itself or by SLURM.
+    pub requeues: u32,
+    /// The budget (`max_requeues`).
+    pub max_requeues: u32,
 }
 
 impl ExitMarker {
+    /// The newest format version this build reads.
+    pub const VERSION: u32 = 2;
+
     /// Whether the node's command succeeded (its outputs still have to be checked).
     pub fn success(&self) -> bool {
         self.exit_code == 0
@@ -37,9 +63,17 @@ impl ExitMarker {
         self.exit_code == 143
     }
 
-    /// Parses a marker's text.
+    /// Parses a marker's text; a version newer than [`ExitMarker::VERSION`] is an error.
     pub fn parse(text: &str) -> Result<ExitMarker, serde_json::Error> {
-        serde_json::from_str(text.trim())
+        let m: ExitMarker = serde_json::from_str(text.trim())?;
+        if m.version > ExitMarker::VERSION {
+            return Err(serde::de::Error::custom(format!(
+                "exit marker version {} is newer than this flow reads ({}); upgrade flow",
+                m.version,
+                ExitMarker::VERSION
+            )));
+        }
+        Ok(m)
     }
 
     /// Reads the marker at `path`: `Ok(None)` when there is none (the job has not ended, or
@@ -137,12 +171,31 @@ mod tests {
         assert_eq!(
             m,
             ExitMarker {
+                version: 1,
                 exit_code: 3,
                 end_time: 1_700_000_000,
                 attempt: 2,
                 job_id: "12_4".into(),
+                budget_spent: None,
             }
         );
+        // Version 2: a run that ended because its requeue budget was spent.
+        let m = ExitMarker::parse(
+            r#"{"version":2,"exit_code":75,"end_time":1,"attempt":3,"job_id":"9","budget_spent":{"requeues":2,"max_requeues":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.budget_spent,
+            Some(BudgetSpent {
+                requeues: 2,
+                max_requeues: 1
+            })
+        );
+        let err = ExitMarker::parse(
+            r#"{"version":3,"exit_code":0,"end_time":1,"attempt":1,"job_id":"9"}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("version 3"), "{err}");
         assert!(!m.success());
         assert!(ExitMarker::parse("{\"exit_code\":0").is_err());
         let m = ExitMarker::parse(r#"{"exit_code":143,"end_time":1,"attempt":3,"job_id":"7"}"#)
@@ -179,10 +232,12 @@ mod tests {
         note.write(&p).unwrap();
         assert_eq!(RequeueNote::read(&p).unwrap(), Some(note.clone()));
         let m = |attempt| ExitMarker {
+            version: 1,
             exit_code: 143,
             end_time: 1,
             attempt,
             job_id: "5_1".into(),
+            budget_spent: None,
         };
         assert_eq!(note.requeues(1, &m(2)), (1, false));
         assert_eq!(note.requeues(1, &m(3)), (2, true));

@@ -12,7 +12,7 @@ pub mod sacct;
 pub mod script;
 
 pub use cli::{FakeSlurm, SlurmCli, SlurmError, SystemSlurm};
-pub use marker::{ExitMarker, RequeueNote};
+pub use marker::{BudgetSpent, ExitMarker, RequeueNote};
 pub use resources::{ResourceError, Resources};
 pub use sacct::{JobStatus, SlurmState};
 pub use script::{BatchScript, ScriptError, ScriptTask};

@@ -86,6 +86,14 @@ pub struct Resources {
     pub mail_type: Option<String>,
     /// Further sbatch options, each `--name` or `--name=value`, one per `#SBATCH` line.
     pub extra: Vec<String>,
+    /// Not a resource but how the job behaves, layered the same way so that one node can
+    /// differ from its workflow: whether it requeues itself shortly before its time limit
+    /// and resumes (`--signal` and the USR1 trap; `None`: the task kind decides, training
+    /// does). Never rendered as an `#SBATCH` line by [`Resources::sbatch_flags`].
+    pub requeue: Option<bool>,
+    /// Requeues a job may go through, its own near the time limit and SLURM's (preemption,
+    /// node failure) together: the per-node retry budget (`None`: 3). Not an `#SBATCH` line.
+    pub max_requeues: Option<u32>,
 }
 
 /// A resource value that cannot be written into a batch script.
@@ -148,6 +156,8 @@ impl Resources {
             mail_user: pick(&self.mail_user, &higher.mail_user),
             mail_type: pick(&self.mail_type, &higher.mail_type),
             extra,
+            requeue: pick(&self.requeue, &higher.requeue),
+            max_requeues: pick(&self.max_requeues, &higher.max_requeues),
         }
     }
 
@@ -175,6 +185,8 @@ impl Resources {
 
     /// The validated options, one `--name=value` per element, in a fixed order (so scripts
     /// are deterministic): partition, account, qos, gres, cpus, mem, time, mail, extras.
+    /// `requeue` and `max_requeues` are not options of their own: the batch script renders
+    /// them (`--signal`, its traps).
     pub fn sbatch_flags(&self) -> Result<Vec<String>, ResourceError> {
         let mut flags = Vec::new();
         const NAME: &str = "letters, digits, `_`, `.` and `-`";
@@ -375,6 +387,8 @@ mod tests {
             mail_user: Some("me@example.org".into()),
             mail_type: Some("end,FAIL".into()),
             extra: vec!["--exclusive".into(), "--constraint=a100&v100".into()],
+            requeue: Some(true),
+            max_requeues: Some(2),
         }
     }
 
@@ -437,6 +451,22 @@ mod tests {
         assert_eq!(m.extra, ["--exclusive", "--constraint=a", "--constraint=b"]);
         // Overlaying nothing changes nothing; layered() folds lowest first.
         assert_eq!(m.overlay(&Resources::default()), m);
+        // The requeue switch and budget layer like the resources (a node's `false` wins
+        // over its workflow's `true`).
+        let workflow = Resources {
+            requeue: Some(true),
+            max_requeues: Some(5),
+            ..Default::default()
+        };
+        let node = Resources {
+            requeue: Some(false),
+            ..Default::default()
+        };
+        let n = Resources::layered([&Resources::default(), &workflow, &node]);
+        assert_eq!((n.requeue, n.max_requeues), (Some(false), Some(5)));
+        let n = Resources::layered([&workflow, &Resources::default()]);
+        assert_eq!((n.requeue, n.max_requeues), (Some(true), Some(5)));
+        assert_eq!(Resources::default().requeue, None);
         assert_eq!(Resources::layered([&base, &high]), m);
         assert_eq!(
             Resources::layered([&high, &base]).partition.as_deref(),

@@ -17,7 +17,7 @@ use super::resources::parse_clock;
 /// The `--format` of the one batched `sacct` call; [`parse_sacct`] reads these columns.
 pub const SACCT_FORMAT: &str = "JobIDRaw,JobID,State,ExitCode,Elapsed,AllocTRES";
 /// The `-o` of the `squeue` fallback; [`parse_squeue`] reads these columns.
-pub const SQUEUE_FORMAT: &str = "%i|%T";
+pub const SQUEUE_FORMAT: &str = "%i|%T|%r";
 
 /// A job state as SLURM names it (first word of sacct's State; squeue's `%T`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -433,6 +433,24 @@ pub struct SqueueRecord {
     pub id: JobId,
     /// `%T`: the state's long name.
     pub state: SlurmState,
+    /// `%r`: why a job is pending (`Priority`, `JobHeldAdmin`), when printed.
+    pub reason: Option<String>,
+}
+
+impl SqueueRecord {
+    /// Whether SLURM or an administrator holds the pending job, so it will not run until
+    /// released: `JobHeldAdmin`, or `launch failed requeued held` after SLURM gave up
+    /// requeueing it. A user's own hold (`JobHeldUser`) is not one of these.
+    pub fn held(&self) -> bool {
+        let reason = self
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .replace('_', " ");
+        self.state.status() == JobStatus::Pending
+            && (reason == "jobheldadmin" || reason.contains("requeued held"))
+    }
 }
 
 /// Parses `squeue -h -o `[`SQUEUE_FORMAT`] output (with or without `-r`).
@@ -451,9 +469,14 @@ pub fn parse_squeue(text: &str) -> Parsed<SqueueRecord> {
             text: line.to_string(),
             why,
         };
-        let Some((id, state)) = line.split_once('|') else {
-            out.errors.push(err("expected `<job id>|<state>`"));
+        let Some((id, rest)) = line.split_once('|') else {
+            out.errors
+                .push(err("expected `<job id>|<state>[|<reason>]`"));
             continue;
+        };
+        let (state, reason) = match rest.split_once('|') {
+            Some((s, r)) => (s, Some(r.trim().to_string())),
+            None => (rest, None),
         };
         let Some(id) = JobId::parse(id.trim()) else {
             out.errors.push(err("unrecognised job id"));
@@ -462,6 +485,7 @@ pub fn parse_squeue(text: &str) -> Parsed<SqueueRecord> {
         out.records.push(SqueueRecord {
             id,
             state: SlurmState::parse(state.trim()),
+            reason,
         });
     }
     out
@@ -626,10 +650,12 @@ x|22|PENDING|0:0|00:00:00|
     #[test]
     fn resolve_combines_state_marker_and_history() {
         let ok = ExitMarker {
+            version: 1,
             exit_code: 0,
             end_time: 1,
             attempt: 1,
             job_id: "1".into(),
+            budget_spent: None,
         };
         let bad = ExitMarker {
             exit_code: 2,

@@ -501,6 +501,14 @@ impl BatchScript {
             ),
             None => (String::new(), String::new()),
         };
+        // Every job has a requeue budget, for SLURM's own requeues (preemption, node
+        // failure) too: a job that requeues itself shares it with them.
+        let budget = self
+            .requeue
+            .map(|rq| rq.max_requeues)
+            .or(self.resources.max_requeues)
+            .unwrap_or(crate::submit::MAX_REQUEUES);
+        body = body.replace("@@BUDGET@@", &budget.to_string());
         body = body.replace("@@USR1@@\n", &usr1);
         body = body.replace("@@USR1_TRAP@@\n", &usr1_trap);
         let preamble = match self.preamble.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -555,12 +563,19 @@ flow_status=
 flow_trapped=0
 flow_terminated=0
 flow_requeued=0
+flow_spent=0
 
 # The exit marker: exit code and end time, written atomically (temp file + mv), so the
 # outcome is known even when accounting is down. None when the job requeued itself.
 flow_write_marker() {
     if [ "$flow_requeued" = 1 ]; then return 0; fi
     flow_tmp="$flow_marker.tmp.$$"
+    if [ "$flow_spent" = 1 ]; then
+        printf '{"version":2,"exit_code":%d,"end_time":%d,"attempt":%d,"job_id":"%s","budget_spent":{"requeues":%d,"max_requeues":%d}}\n' \
+            "$1" "$(date +%s)" "$FLOW_ATTEMPT" "$flow_job_id" "${SLURM_RESTART_COUNT:-0}" @@BUDGET@@ >"$flow_tmp" &&
+            mv -f "$flow_tmp" "$flow_marker"
+        return
+    fi
     printf '{"exit_code":%d,"end_time":%d,"attempt":%d,"job_id":"%s"}\n' \
         "$1" "$(date +%s)" "$FLOW_ATTEMPT" "$flow_job_id" >"$flow_tmp" &&
         mv -f "$flow_tmp" "$flow_marker"
@@ -579,6 +594,14 @@ rm -f "$flow_marker"
 trap 'flow_write_marker $?' EXIT
 trap flow_on_term TERM
 @@USR1_TRAP@@
+# SLURM requeues a job on its own too (preemption, node failure), each time with the same
+# job id; past the requeue budget the job ends here, without running the command, and its
+# marker says so (flow records it `preempted` or `node_fail`).
+if [ "${SLURM_RESTART_COUNT:-0}" -gt @@BUDGET@@ ]; then
+    echo "flow: job ${SLURM_JOB_ID:-} was requeued ${SLURM_RESTART_COUNT} times; the requeue budget (@@BUDGET@@) is spent" >&2
+    flow_spent=1
+    exit 75
+fi
 cd @@ROOT@@ || exit 1
 @@PREAMBLE@@
 
