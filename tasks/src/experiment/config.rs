@@ -123,6 +123,9 @@ impl TrainingConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointsConfig {
     pub save_every_n_epochs: u32,
+    /// Periodic checkpoints kept (the newest); `None` keeps all. Which files are kept does
+    /// not change the result, so it is not part of the key.
+    pub keep_last_n: Option<u32>,
 }
 
 /// `logging:`.

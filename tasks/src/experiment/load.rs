@@ -46,7 +46,7 @@ const TRAINING_KEYS: &[&str] = &[
     "multi_scale",
     "num_workers",
 ];
-const CHECKPOINTS_KEYS: &[&str] = &["save_every_n_epochs"];
+const CHECKPOINTS_KEYS: &[&str] = &["save_every_n_epochs", "keep_last_n"];
 const LOGGING_KEYS: &[&str] = &["tensorboard", "wandb"];
 const MODEL_KEYS: &[&str] = &["pretrain_weights", "resolution"];
 const TRAINER_KEYS: &[&str] = &["command", "code"];
@@ -127,6 +127,14 @@ pub(crate) fn load_tree(source: &Source, root: &Yaml) -> Result<ExperimentConfig
         None => DEFAULT_SAVE_EVERY,
     };
 
+    let keep_last_n = match ck.u32("keep_last_n")? {
+        Some((n, span)) => {
+            at_least_one(source, span, n, "keep_last_n")?;
+            Some(n)
+        }
+        None => None,
+    };
+
     let lg = Fields::new(source, section("logging"), "logging", LOGGING_KEYS)?;
     let logging = LoggingConfig {
         tensorboard: boolean(&lg, "tensorboard")?.unwrap_or(true),
@@ -167,6 +175,7 @@ pub(crate) fn load_tree(source: &Source, root: &Yaml) -> Result<ExperimentConfig
         training,
         checkpoints: CheckpointsConfig {
             save_every_n_epochs,
+            keep_last_n,
         },
         logging,
         model: ModelConfig {

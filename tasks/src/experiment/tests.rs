@@ -448,6 +448,7 @@ fn resolved_yaml_loads_back_to_the_same_config() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         let mut cfg = load(&text).unwrap();
+        cfg.checkpoints.keep_last_n = Some(2);
         cfg.trainer = Some(TrainerConfig {
             command: "python t.py --cfg {config} \"quoted\"".into(),
             code: vec!["t.py".into(), "src/**/*.py".into()],

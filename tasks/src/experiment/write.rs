@@ -56,6 +56,9 @@ impl ExperimentConfig {
             "save_every_n_epochs",
             &self.checkpoints.save_every_n_epochs.to_string(),
         );
+        if let Some(n) = self.checkpoints.keep_last_n {
+            kv(&mut y, "keep_last_n", &n.to_string());
+        }
         y.push_str("logging:\n");
         kv(&mut y, "tensorboard", &self.logging.tensorboard.to_string());
         kv(&mut y, "wandb", &self.logging.wandb.to_string());
