@@ -136,3 +136,46 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn cancel_by_run_id_marks_the_run_cancelled_and_a_relaunch_resumes_it() {
+    let Some(c) = cluster() else { return };
+    let p = project(c);
+    // A trainer that waits for a release file, so the job is in flight when cancelled.
+    p.write(
+        "configs/experiments/nano.yaml",
+        &p.read("configs/experiments/nano.yaml").replace(
+            "command: \"sh scripts/trainer.sh",
+            "command: \"while [ ! -e release ]; do sleep 0.2; done; sh scripts/trainer.sh",
+        ),
+    );
+    let (out, err, code) = flow(&p, &["launch", "--config", "configs/experiments/nano.yaml"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let id = entries(&p)[0]["id"].as_str().unwrap().to_string();
+    let (out, err, code) = flow(&p, &["cancel", &id, "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        v["cancelled"].as_array().unwrap().len(),
+        2,
+        "train and its metrics: {v}"
+    );
+    let e = entries(&p).remove(0);
+    assert_eq!(e["status"], "cancelled", "{e}");
+    // Relaunching the config runs the same run again (same id), which now completes.
+    p.write("release", "");
+    let (out, err, code) = flow(
+        &p,
+        &[
+            "launch",
+            "--config",
+            "configs/experiments/nano.yaml",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let reg = entries(&p);
+    assert_eq!(reg.len(), 1, "{reg:?}");
+    assert_eq!(reg[0]["id"], id.as_str());
+    assert_eq!(reg[0]["status"], "completed", "{}", reg[0]);
+}

@@ -10,7 +10,8 @@ use flow_engine::submit::parse_job_ref;
 
 use super::{CmdResult, Failure, exit_codes, open_project};
 
-/// Does a selector (instance id, node name, job id or array job id) pick this job?
+/// Does a selector (instance id, node name, job id or array job id; a registry run id was
+/// already replaced by its job) pick this job?
 fn matches(selector: &str, id: &str, job: Option<&str>) -> bool {
     if id == selector
         || id
@@ -29,6 +30,27 @@ pub fn cancel(project: Option<&Path>, selectors: &[String], json: bool) -> CmdRe
     let project = open_project(project, None)?;
     let cache = project.cache_dir();
     let mut state = State::load(&cache).map_err(Failure::internal)?;
+    // A run id of the registry stands for its job (or its instance).
+    let registry = flow_tasks::registry::RegistryStore::new(&project.root);
+    let runs = if registry.path().exists() {
+        registry
+            .read()
+            .map_err(super::registry_sync::registry_failure)?
+    } else {
+        Default::default()
+    };
+    let selectors: Vec<String> = selectors
+        .iter()
+        .map(|s| match runs.get(s) {
+            Some(e) => e
+                .slurm_job_id
+                .clone()
+                .or_else(|| e.instance.clone())
+                .unwrap_or_else(|| s.clone()),
+            None => s.clone(),
+        })
+        .collect();
+    let selectors = selectors.as_slice();
     let mut chosen: BTreeSet<String> = state
         .jobs
         .values()
@@ -106,6 +128,7 @@ pub fn cancel(project: Option<&Path>, selectors: &[String], json: bool) -> CmdRe
     for e in entries {
         state.apply(e);
     }
+    super::registry_sync::sync_registry(&project, &state, &Default::default())?;
     if json {
         println!(
             "{}",

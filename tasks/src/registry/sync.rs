@@ -87,6 +87,14 @@ fn update_status(entry: &mut Entry, state: &State, live: &LiveStatus) {
     entry.node_key = Some(record.key.clone());
     entry.status = match record.status {
         RunStatus::Ok => Status::Completed,
+        RunStatus::Failed
+            if record
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("cancelled")) =>
+        {
+            Status::Cancelled
+        }
         RunStatus::Failed => match live.get(&instance) {
             Some((s, job)) => {
                 entry.slurm_job_id = Some(job.clone());
