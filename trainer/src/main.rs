@@ -90,10 +90,24 @@ struct TrainArgs {
     threads: Option<usize>,
 }
 
+/// `flow-train --config F ...` (DESIGN's form) means `flow-train train --config F ...`:
+/// options before any subcommand select training.
+fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let first = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+    let is_option = first.starts_with("--")
+        && !matches!(first, "--help" | "--version")
+        && first != "-h"
+        && first != "-V";
+    if is_option {
+        args.insert(1, "train".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
     // Before any libtorch call: see `load_torch_cuda`.
     let cuda_load = load_torch_cuda();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     match cli.command {
         Command::Doctor { threads } => match doctor(threads, cuda_load) {
             Ok(()) => ExitCode::SUCCESS,
