@@ -30,8 +30,8 @@ pub(crate) fn cells(e: &Entry<'_>) -> Vec<String> {
     let best = e.best.as_ref();
     let mut row = vec![
         e.rank.map(|r| r.to_string()).unwrap_or_default(),
-        e.run.id.clone(),
-        e.run.name.clone(),
+        inert(&e.run.id),
+        inert(&e.run.name),
         e.run.model_size.as_str().to_string(),
         best.map(|b| b.mask_map.to_string()).unwrap_or_default(),
         best.and_then(|b| b.bbox_map)
@@ -53,8 +53,19 @@ pub(crate) fn cells(e: &Entry<'_>) -> Vec<String> {
             .map(|(_, v)| v),
     );
     row.push(e.status.label().to_string());
-    row.push(e.status.note().to_string());
+    row.push(inert(e.status.note()));
     row
+}
+
+/// A text cell a spreadsheet will not run as a formula: one that starts with `=`, `+`, `-`
+/// or `@` gets a leading `'` (the usual guard against CSV formula injection through run
+/// names).
+fn inert(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// The whole file (RFC 4180 quoting, `\n` line ends).
@@ -81,4 +92,14 @@ fn push_row(out: &mut String, cells: impl Iterator<Item = String>) {
         }
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formula_like_text_is_made_inert() {
+        assert_eq!(super::inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(super::inert("@cmd"), "'@cmd");
+        assert_eq!(super::inert("nano-baseline"), "nano-baseline");
+    }
 }
