@@ -628,10 +628,27 @@ fn adding_a_run_extracts_its_metrics_only_and_re_renders_what_changed() {
         .filter(|n| n["state"] == "stale")
         .map(|n| n["id"].as_str().unwrap().to_string())
         .collect();
+    let compare = |plan: &Value| {
+        plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == "compare")
+            .map(|n| n["outputs"].as_str().unwrap_or_default().to_string())
+            .unwrap()
+    };
     assert_eq!(
-        p.ran(&[]),
-        ["compare", "metrics[lr=2.0e-5]", "train[lr=2.0e-5]"]
+        compare(&plan),
+        "outputs to redraw: known once 1 gathered node(s) ran"
     );
+    // Train and extract the new run first; then -n says exactly which outputs change.
+    assert_eq!(
+        p.ran(&["--target", "metrics[lr=2.0e-5]"]),
+        ["metrics[lr=2.0e-5]", "train[lr=2.0e-5]"]
+    );
+    let out = p.flow(&["run", "workflows/w.yaml", "-n", "--json"]);
+    let preview = compare(&serde_json::from_str(&stdout(&out)).unwrap());
+    assert_eq!(p.ran(&[]), ["compare"]);
     assert_eq!(
         stale,
         BTreeSet::from([
@@ -639,7 +656,7 @@ fn adding_a_run_extracts_its_metrics_only_and_re_renders_what_changed() {
             "metrics[lr=2.0e-5]".to_string(),
             "train[lr=2.0e-5]".to_string()
         ]),
-        "-n shows exactly what runs"
+        "-n shows exactly what runs (before any of it ran)"
     );
     // Inside compare, the best-per-size plot did not change and was not drawn again.
     let log = stdout(&p.flow(&["logs", "compare"]));
@@ -652,7 +669,32 @@ fn adding_a_run_extracts_its_metrics_only_and_re_renders_what_changed() {
         "{log}"
     );
     assert!(!rendered.contains("model_size_comparison.png"), "{log}");
+    let drawn: Vec<&str> = rendered
+        .trim_start()
+        .trim_start_matches("rendered:")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        preview,
+        format!("outputs to redraw: {}", drawn.join(", ")),
+        "-n named exactly the outputs compare then drew"
+    );
     assert_eq!(p.read("reports/sweep/leaderboard.csv").lines().count(), 4);
+    // Nothing changed: -n says so when compare is forced.
+    let out = p.flow(&[
+        "run",
+        "workflows/w.yaml",
+        "-n",
+        "--json",
+        "--force",
+        "compare",
+    ]);
+    let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        compare(&plan),
+        "outputs to redraw: none (its inputs are unchanged)"
+    );
 }
 
 #[test]

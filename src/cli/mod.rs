@@ -15,6 +15,7 @@ use flow_tasks::registry::{RegistryStore, RunIds};
 
 mod cancel;
 mod compare;
+mod compare_preview;
 mod exit_codes;
 mod explain;
 mod gc;

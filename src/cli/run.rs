@@ -169,7 +169,7 @@ pub(super) fn run_source(
         let digester = Digester::new(&disk, &state.files);
         let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
             .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
-        print_plan(&graph, &plan, args.json);
+        print_plan(&project.root, &graph, &plan, args.json);
         return Ok(exit_codes::OK);
     }
 
@@ -371,7 +371,8 @@ fn detect_gpus() -> u32 {
         .unwrap_or(0)
 }
 
-fn print_plan(graph: &Graph, plan: &Plan, json: bool) {
+fn print_plan(root: &Path, graph: &Graph, plan: &Plan, json: bool) {
+    let previews = super::compare_preview::compare_previews(root, graph, plan);
     if json {
         let nodes: Vec<serde_json::Value> = plan
             .decisions
@@ -381,6 +382,9 @@ fn print_plan(graph: &Graph, plan: &Plan, json: bool) {
                 d.as_ref().map(|d| {
                     let mut v = serde_json::to_value(d).unwrap_or_default();
                     v["id"] = graph.nodes[i].id.clone().into();
+                    if let Some((_, p)) = previews.iter().find(|(n, _)| *n == i) {
+                        v["outputs"] = p.clone().into();
+                    }
                     v
                 })
             })
@@ -412,6 +416,9 @@ fn print_plan(graph: &Graph, plan: &Plan, json: bool) {
             println!("  {}", graph.nodes[i].id);
             for r in reasons {
                 println!("      {r}");
+            }
+            if let Some((_, p)) = previews.iter().find(|(n, _)| *n == i) {
+                println!("      {p}");
             }
         }
     }

@@ -30,7 +30,7 @@ pub use from_registry::runs_from_registry;
 pub use hyperparameters::Hyperparameters;
 pub use options::CompareOptions;
 pub use output::{CompareSummary, Output};
-pub use render::{RENDERER_VERSION, render};
+pub use render::{RENDERER_VERSION, preview, render};
 pub use run::CompareRun;
 pub use state::{STATE_FILE, STATE_VERSION};
 

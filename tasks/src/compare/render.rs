@@ -203,6 +203,64 @@ pub fn render(
 
 /// Reuses `output`'s file when its recorded input digest equals `inputs` and its content is
 /// the content recorded; otherwise renders it and writes it atomically.
+/// Which outputs [`render`] would draw again for `runs`, without drawing anything: what
+/// `flow run -n` shows for a stale compare node. The report counts as changed when any plot
+/// does or when its own page would differ.
+pub fn preview(
+    runs: &[CompareRun],
+    out: &Path,
+    opts: &CompareOptions,
+) -> Result<Vec<Output>, CompareError> {
+    let previous = State::load(out)?;
+    let entries = leaderboard::rank(runs);
+    let n_ranked = entries.iter().take_while(|e| e.best.is_some()).count();
+    let ranked = &entries[..n_ranked];
+    let colors = Colors::assign(ranked, opts);
+    let jobs = vec![
+        Job::Csv(leaderboard_csv(&entries)),
+        Job::Curves(curves::prepare(ranked, &colors, opts)),
+        Job::Bars(bars::prepare(ranked, &colors, opts)),
+        Job::Sizes(sizes::prepare(ranked, &colors, opts)),
+        Job::Scatter(scatter::prepare(ranked, &colors, opts)),
+    ];
+    let notes: BTreeMap<Output, String> = jobs
+        .iter()
+        .filter_map(|j| j.message().map(|m| (j.output(), m)))
+        .collect();
+    let intact = |output: Output, inputs: &str| -> Option<String> {
+        let rec = previous.outputs.get(output.file_name())?;
+        let bytes = std::fs::read(out.join(output.file_name())).ok()?;
+        (!opts.force && rec.inputs == inputs && content_digest(&bytes) == rec.content)
+            .then(|| rec.content.clone())
+    };
+    let mut changed = Vec::new();
+    let mut contents: BTreeMap<Output, String> = BTreeMap::new();
+    for job in &jobs {
+        match intact(job.output(), &job.digest()) {
+            Some(c) => {
+                contents.insert(job.output(), c);
+            }
+            None => changed.push(job.output()),
+        }
+    }
+    let report_same = changed.is_empty() && {
+        let placeholder = |o: Output| {
+            contents
+                .get(&o)
+                .map(|c| format!("blake3:{c}"))
+                .unwrap_or_default()
+        };
+        let inputs = Digest::new(Output::Report.file_name())
+            .bytes(report_html(&entries, &colors, &placeholder, &notes).as_bytes())
+            .finish();
+        intact(Output::Report, &inputs).is_some()
+    };
+    if !report_same {
+        changed.push(Output::Report);
+    }
+    Ok(changed)
+}
+
 fn produce(
     out: &Path,
     output: Output,
