@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flow_engine::diagnostic::choices_help;
 use flow_tasks::compare::{CompareOptions, RunFilter, render, runs_from_registry};
-use flow_tasks::experiment::ModelSize;
 use flow_tasks::registry::{Entry, RegistryStore};
 
 use super::registry_sync::registry_failure;
@@ -36,18 +34,7 @@ pub struct CompareArgs {
 }
 
 pub fn compare(project: Option<&Path>, args: CompareArgs) -> CmdResult {
-    let size = match &args.model_size {
-        Some(s) => Some(ModelSize::parse(s).ok_or_else(|| {
-            Failure::msg(
-                exit_codes::INVALID_INPUT,
-                format!(
-                    "unknown model size `{s}`\n  help: {}",
-                    choices_help(s, &ModelSize::NAMES)
-                ),
-            )
-        })?),
-        None => None,
-    };
+    let size = super::parse_model_size(args.model_size.as_deref())?;
     let project = open_project(project, None)?;
     let reg = RegistryStore::new(&project.root)
         .read()

@@ -301,6 +301,25 @@ fn build_graph(project: &Project, source: Source, ctx: Arc<TaskContext>) -> Resu
     Graph::build(spec, &RealDisk::new(&project.root)).map_err(Failure::invalid)
 }
 
+/// A `--model-size` value, checked with a "did you mean" hint.
+fn parse_model_size(
+    name: Option<&str>,
+) -> Result<Option<flow_tasks::experiment::ModelSize>, Failure> {
+    use flow_tasks::experiment::ModelSize;
+    name.map(|s| {
+        ModelSize::parse(s).ok_or_else(|| {
+            Failure::msg(
+                exit_codes::INVALID_INPUT,
+                format!(
+                    "unknown model size `{s}`\n  help: {}",
+                    flow_engine::diagnostic::choices_help(s, &ModelSize::NAMES)
+                ),
+            )
+        })
+    })
+    .transpose()
+}
+
 /// A workflow path as given, or a name under `workflows/`.
 fn resolve_workflow(project: &Project, workflow: &Path) -> Result<PathBuf, Failure> {
     let candidates = [

@@ -9,7 +9,6 @@ use flow_engine::disk::RealDisk;
 use flow_engine::reconcile::reconcile;
 use flow_engine::slurm::SystemSlurm;
 use flow_engine::state::State;
-use flow_tasks::experiment::ModelSize;
 use flow_tasks::registry::{Entry, LiveStatus, MetricsCache, RegistryStore, Status, sync};
 
 use super::registry_sync::registry_failure;
@@ -33,18 +32,7 @@ pub struct StatusArgs {
 }
 
 pub fn status(project: Option<&Path>, args: StatusArgs) -> CmdResult {
-    let size = match &args.model_size {
-        Some(s) => Some(ModelSize::parse(s).ok_or_else(|| {
-            Failure::msg(
-                exit_codes::INVALID_INPUT,
-                format!(
-                    "unknown model size `{s}`\n  help: {}",
-                    choices_help(s, &ModelSize::NAMES)
-                ),
-            )
-        })?),
-        None => None,
-    };
+    let size = super::parse_model_size(args.model_size.as_deref())?;
     let wanted = match &args.status {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             Failure::msg(

@@ -50,7 +50,7 @@ impl TaskContext {
 }
 
 /// Reads `.git/HEAD` (following one symbolic ref, loose or packed) without running git.
-fn git_head(root: &Path) -> Option<String> {
+pub(crate) fn git_head(root: &Path) -> Option<String> {
     let git = root.join(".git");
     let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
     let head = head.trim();

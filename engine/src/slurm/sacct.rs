@@ -142,6 +142,34 @@ impl JobStatus {
         JobStatus::Unknown,
     ];
 
+    /// The names, in [`JobStatus::ALL`] order (for "did you mean" hints).
+    pub const NAMES: [&'static str; 11] = [
+        "submitted",
+        "pending",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+        "timeout",
+        "preempted",
+        "out_of_memory",
+        "node_fail",
+        "unknown",
+    ];
+
+    /// The status named as [`JobStatus::as_str`] spells it.
+    pub fn parse(name: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Still queued or running: its outcome can change without anyone launching anything.
+    pub fn in_flight(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Submitted | JobStatus::Pending | JobStatus::Running
+        )
+    }
+
     /// The name used in files and output.
     pub fn as_str(self) -> &'static str {
         match self {

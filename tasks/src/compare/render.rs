@@ -106,23 +106,12 @@ pub fn render(
         source,
     })?;
     let previous = State::load(out)?;
-
-    let entries = leaderboard::rank(runs);
-    let n_ranked = entries.iter().take_while(|e| e.best.is_some()).count();
-    let ranked = &entries[..n_ranked];
-    let colors = Colors::assign(ranked, opts);
-
-    let jobs = vec![
-        Job::Csv(leaderboard_csv(&entries)),
-        Job::Curves(curves::prepare(ranked, &colors, opts)),
-        Job::Bars(bars::prepare(ranked, &colors, opts)),
-        Job::Sizes(sizes::prepare(ranked, &colors, opts)),
-        Job::Scatter(scatter::prepare(ranked, &colors, opts)),
-    ];
-    let notes: BTreeMap<Output, String> = jobs
-        .iter()
-        .filter_map(|j| j.message().map(|m| (j.output(), m)))
-        .collect();
+    let Prepared {
+        entries,
+        colors,
+        jobs,
+        notes,
+    } = prepare(runs, opts);
     let results: Vec<Result<Done, CompareError>> = jobs
         .par_iter()
         .map(|job| {
@@ -203,15 +192,16 @@ pub fn render(
 
 /// Reuses `output`'s file when its recorded input digest equals `inputs` and its content is
 /// the content recorded; otherwise renders it and writes it atomically.
-/// Which outputs [`render`] would draw again for `runs`, without drawing anything: what
-/// `flow run -n` shows for a stale compare node. The report counts as changed when any plot
-/// does or when its own page would differ.
-pub fn preview(
-    runs: &[CompareRun],
-    out: &Path,
-    opts: &CompareOptions,
-) -> Result<Vec<Output>, CompareError> {
-    let previous = State::load(out)?;
+/// The ranked runs, their colours and each output's drawing job: what both [`render`] and
+/// [`preview`] start from.
+struct Prepared<'a> {
+    entries: Vec<leaderboard::Entry<'a>>,
+    colors: Colors,
+    jobs: Vec<Job>,
+    notes: BTreeMap<Output, String>,
+}
+
+fn prepare<'a>(runs: &'a [CompareRun], opts: &CompareOptions) -> Prepared<'a> {
     let entries = leaderboard::rank(runs);
     let n_ranked = entries.iter().take_while(|e| e.best.is_some()).count();
     let ranked = &entries[..n_ranked];
@@ -223,10 +213,33 @@ pub fn preview(
         Job::Sizes(sizes::prepare(ranked, &colors, opts)),
         Job::Scatter(scatter::prepare(ranked, &colors, opts)),
     ];
-    let notes: BTreeMap<Output, String> = jobs
+    let notes = jobs
         .iter()
         .filter_map(|j| j.message().map(|m| (j.output(), m)))
         .collect();
+    Prepared {
+        entries,
+        colors,
+        jobs,
+        notes,
+    }
+}
+
+/// Which outputs [`render`] would draw again for `runs`, without drawing anything: what
+/// `flow run -n` shows for a stale compare node. The report counts as changed when any plot
+/// does or when its own page would differ.
+pub fn preview(
+    runs: &[CompareRun],
+    out: &Path,
+    opts: &CompareOptions,
+) -> Result<Vec<Output>, CompareError> {
+    let previous = State::load(out)?;
+    let Prepared {
+        entries,
+        colors,
+        jobs,
+        notes,
+    } = prepare(runs, opts);
     let intact = |output: Output, inputs: &str| -> Option<String> {
         let rec = previous.outputs.get(output.file_name())?;
         let bytes = std::fs::read(out.join(output.file_name())).ok()?;

@@ -4,67 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Where an experiment stands: one enum everywhere (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Submitted,
-    Pending,
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-    Timeout,
-    Preempted,
-    OutOfMemory,
-    NodeFail,
-    Unknown,
-}
-
-impl Status {
-    pub const NAMES: [&'static str; 11] = [
-        "submitted",
-        "pending",
-        "running",
-        "completed",
-        "failed",
-        "cancelled",
-        "timeout",
-        "preempted",
-        "out_of_memory",
-        "node_fail",
-        "unknown",
-    ];
-    const ALL: [Status; 11] = [
-        Status::Submitted,
-        Status::Pending,
-        Status::Running,
-        Status::Completed,
-        Status::Failed,
-        Status::Cancelled,
-        Status::Timeout,
-        Status::Preempted,
-        Status::OutOfMemory,
-        Status::NodeFail,
-        Status::Unknown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        Status::NAMES[Status::ALL.iter().position(|s| *s == self).unwrap_or(10)]
-    }
-
-    pub fn parse(name: &str) -> Option<Status> {
-        Status::NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| Status::ALL[i])
-    }
-
-    /// Still queued or running: its outcome can change without anyone launching anything.
-    pub fn in_flight(self) -> bool {
-        matches!(self, Status::Submitted | Status::Pending | Status::Running)
-    }
-}
+/// Where an experiment stands: the engine's one status enum (DESIGN §5), so the registry,
+/// `flow status` and SLURM reconciliation never disagree on a name.
+pub use flow_engine::slurm::JobStatus as Status;
 
 /// The best epoch's numbers, by RF-DETR's rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ pub use ids::{Allocation, RunIds};
 pub use import::{Imported, import_legacy_registry, import_run_dir};
 pub use metrics_cache::{CachedMetrics, MetricsCache};
 pub use store::{REGISTRY_VERSION, Registry, RegistryError, RegistryLock, RegistryStore};
-pub use sync::{LiveStatus, status_of, sync};
+pub use sync::{LiveStatus, sync};
 
 #[cfg(test)]
 mod tests;

@@ -71,7 +71,7 @@ fn update_status(entry: &mut Entry, state: &State, live: &LiveStatus) {
     {
         entry.slurm_job_id = job.job.clone().or(entry.slurm_job_id.take());
         entry.status = match live.get(&instance) {
-            Some((s, _)) => status_of(*s),
+            Some((s, _)) => *s,
             None => Status::Submitted,
         };
         return;
@@ -98,7 +98,7 @@ fn update_status(entry: &mut Entry, state: &State, live: &LiveStatus) {
         RunStatus::Failed => match live.get(&instance) {
             Some((s, job)) => {
                 entry.slurm_job_id = Some(job.clone());
-                status_of(*s)
+                *s
             }
             None => match record.error.as_deref().and_then(slurm_ending) {
                 Some((job, status)) => {
@@ -113,11 +113,6 @@ fn update_status(entry: &mut Entry, state: &State, live: &LiveStatus) {
         let hours = record.duration_ms as f64 / 3_600_000.0 * f64::from(gpus);
         entry.gpu_hours = Some((hours * 1e4).round() / 1e4);
     }
-}
-
-/// The registry's status for a SLURM status (the same names).
-pub fn status_of(s: JobStatus) -> Status {
-    Status::parse(s.as_str()).unwrap_or(Status::Unknown)
 }
 
 /// The job and status of a record reconciliation wrote for a SLURM job that ended badly

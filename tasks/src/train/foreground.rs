@@ -11,11 +11,9 @@ use flow_engine::workflow::Param;
 use flow_engine::yaml::{Source, Span};
 
 use super::exec::prepare;
-use super::{CHECKPOINTS_DIR, experiment_key, key_params};
+use super::{Origin, experiment_key, key_params, new_entry};
 use crate::experiment::load_with_overrides;
-use crate::registry::{
-    Entry, MetricsCache, Provenance, RegistryStore, RunIds, Status, rfc3339, unix_now,
-};
+use crate::registry::{MetricsCache, RegistryStore, RunIds, Status, rfc3339, unix_now};
 
 /// Why `flow train` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -72,37 +70,13 @@ pub fn train_foreground(
     let other = |e: crate::registry::RegistryError| ForegroundError::Other(e.to_string());
     let alloc = ids
         .run_for(&instance, &key, &name, |id| {
-            let now = rfc3339(unix_now());
-            Entry {
-                id: id.to_string(),
-                name: name.clone(),
-                description: config.experiment.description.clone(),
-                model_size: config.experiment.model_size.as_str().to_string(),
-                hyperparameters: config
-                    .to_params()
-                    .into_iter()
-                    .map(|(k, v)| (k, serde_json::to_value(&v).unwrap_or_default()))
-                    .collect(),
-                experiment_key: key.clone(),
-                node_key: None,
-                instance: Some(instance.clone()),
-                slurm_job_id: None,
-                status: Status::Running,
-                output_dir: format!("{CHECKPOINTS_DIR}/{id}"),
-                log_path: Some(format!("{CHECKPOINTS_DIR}/{id}/log.txt")),
-                best: None,
-                metrics_problems: Vec::new(),
-                gpu_hours: None,
-                gpus: None,
-                provenance: Provenance {
-                    flow_version: env!("CARGO_PKG_VERSION").to_string(),
-                    config_file: Some(config_file.to_string()),
-                    workflow: Some("flow train".to_string()),
-                    ..Default::default()
-                },
-                created_at: now.clone(),
-                updated_at: now,
-            }
+            let origin = Origin {
+                instance: &instance,
+                config_file,
+                workflow: "flow train",
+                git_commit: crate::context::git_head(root),
+            };
+            new_entry(id, &name, &key, &config, origin, Status::Running)
         })
         .map_err(other)?;
     if alloc.existing && alloc.entry.status == Status::Completed {

@@ -112,7 +112,13 @@ impl ResolveInstance for TrainResolver {
             .ctx
             .run_ids
             .run_for(inst.id, &key, &name, |id| {
-                new_entry(&self.ctx, id, &name, &key, &config, inst, &self.config)
+                let origin = Origin {
+                    instance: inst.id,
+                    config_file: &self.config,
+                    workflow: &inst.source.name,
+                    git_commit: self.ctx.git_commit(),
+                };
+                new_entry(id, &name, &key, &config, origin, Status::Pending)
             })
             .map_err(|e| {
                 SpecError::at(
@@ -183,14 +189,23 @@ pub(crate) fn key_params(
         .collect()
 }
 
-fn new_entry(
-    ctx: &TaskContext,
+/// Where a new run comes from, for its registry entry.
+pub(crate) struct Origin<'a> {
+    pub instance: &'a str,
+    pub config_file: &'a str,
+    /// The workflow file, `flow launch` or `flow train`.
+    pub workflow: &'a str,
+    pub git_commit: Option<String>,
+}
+
+/// The registry entry of a new run of `config` under run id `id`.
+pub(crate) fn new_entry(
     id: &str,
     name: &str,
     key: &str,
     config: &ExperimentConfig,
-    inst: &InstanceContext<'_>,
-    config_file: &str,
+    origin: Origin<'_>,
+    status: Status,
 ) -> Entry {
     let now = rfc3339(unix_now());
     Entry {
@@ -205,9 +220,9 @@ fn new_entry(
             .collect(),
         experiment_key: key.to_string(),
         node_key: None,
-        instance: Some(inst.id.to_string()),
+        instance: Some(origin.instance.to_string()),
         slurm_job_id: None,
-        status: Status::Pending,
+        status,
         output_dir: format!("{CHECKPOINTS_DIR}/{id}"),
         log_path: Some(format!("{CHECKPOINTS_DIR}/{id}/log.txt")),
         best: None,
@@ -215,11 +230,11 @@ fn new_entry(
         gpu_hours: None,
         gpus: None,
         provenance: Provenance {
-            git_commit: ctx.git_commit(),
+            git_commit: origin.git_commit,
             flow_version: env!("CARGO_PKG_VERSION").to_string(),
             batch_policy: None,
-            config_file: Some(config_file.to_string()),
-            workflow: Some(inst.source.name.clone()),
+            config_file: Some(origin.config_file.to_string()),
+            workflow: Some(origin.workflow.to_string()),
             imported_from: None,
         },
         created_at: now.clone(),
