@@ -86,8 +86,6 @@ fn write_metrics(dirs: &[PathBuf], out: &std::path::Path) -> CmdResult {
         _ => std::path::Path::new("."),
     };
     std::fs::create_dir_all(parent).map_err(fail)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(fail)?;
-    std::io::Write::write_all(&mut tmp, format!("{}\n", m.to_json()).as_bytes()).map_err(fail)?;
-    tmp.persist(out).map_err(|e| fail(e.error))?;
+    flow_tasks::atomic::write_atomic(out, format!("{}\n", m.to_json()).as_bytes()).map_err(fail)?;
     Ok(exit_codes::OK)
 }

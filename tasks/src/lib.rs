@@ -4,6 +4,7 @@
 // Spec errors carry their source for rendering and are returned once per command.
 #![allow(clippy::result_large_err)]
 
+pub mod atomic;
 pub mod compare;
 mod compare_task;
 mod context;

@@ -97,10 +97,8 @@ impl MetricsCache {
         if let Ok(text) = serde_json::to_string(&self.file)
             && let Some(dir) = self.path.parent()
             && std::fs::create_dir_all(dir).is_ok()
-            && let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir)
-            && std::io::Write::write_all(&mut tmp, text.as_bytes()).is_ok()
         {
-            let _ = tmp.persist(&self.path);
+            let _ = crate::atomic::write_atomic(&self.path, text.as_bytes());
         }
         self.dirty = false;
     }

@@ -5,7 +5,6 @@
 //! lose an entry, and a crash leaves either the old or the new registry, never a torn one.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -158,22 +157,13 @@ impl RegistryStore {
             path: self.path.clone(),
             source,
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
         let mut text = serde_json::to_string_pretty(&Registry {
             version: REGISTRY_VERSION,
             experiments: reg.experiments.clone(),
         })
         .map_err(|e| io("serialize", std::io::Error::other(e)))?;
         text.push('\n');
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("write", e))?;
-        tmp.write_all(text.as_bytes()).map_err(|e| io("write", e))?;
-        tmp.as_file().sync_all().map_err(|e| io("sync", e))?;
-        tmp.persist(&self.path)
-            .map_err(|e| io("replace", e.error))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::atomic::write_atomic_durable(&self.path, text.as_bytes()).map_err(|e| io("write", e))
     }
 
     /// Read, change and write back under the lock.

@@ -5,7 +5,6 @@
 //! itself with the trainer: `flow-train train`, or the config's `trainer.command` with
 //! `{config}`, `{model_size}`, `{output_dir}` and `{resume}` substituted.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -218,15 +217,10 @@ fn substitute(text: &str, value: impl Fn(&str) -> Option<String>) -> Result<Stri
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExecError> {
-    let err = |source| ExecError::Write {
+    crate::atomic::write_atomic(path, bytes).map_err(|source| ExecError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]
