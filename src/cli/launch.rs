@@ -84,19 +84,7 @@ pub fn launch(project: Option<&Path>, args: LaunchArgs) -> CmdResult {
         }
     }
     let source = launch_workflow(&project, &configs)?;
-    let run = RunArgs {
-        workflow: PathBuf::from(LAUNCH_SOURCE),
-        executor: Some(executor),
-        jobs: args.jobs,
-        json: args.json,
-        wait: args.wait,
-        account: args.account.clone(),
-        partition: args.partition.clone(),
-        time: args.time.clone(),
-        mail_user: args.mail_user.clone(),
-        mail_type: args.mail_type.clone(),
-        ..Default::default()
-    };
+    let run = run_args(&args, executor);
     let ids = RunIds::locked(RegistryStore::new(&project.root), args.new);
     let ctx = task_context(&project, ids);
     let code = run_source(&project, source, &run, ctx.clone())?;
@@ -160,6 +148,24 @@ fn without_current_runs(
         }
     }
     Ok(keep)
+}
+
+/// The `flow run` arguments a launch amounts to (its SLURM flags are the command line's
+/// layer of the request).
+fn run_args(args: &LaunchArgs, executor: ExecutorArg) -> RunArgs {
+    RunArgs {
+        workflow: PathBuf::from(LAUNCH_SOURCE),
+        executor: Some(executor),
+        jobs: args.jobs,
+        json: args.json,
+        wait: args.wait,
+        account: args.account.clone(),
+        partition: args.partition.clone(),
+        time: args.time.clone(),
+        mail_user: args.mail_user.clone(),
+        mail_type: args.mail_type.clone(),
+        ..Default::default()
+    }
 }
 
 /// What `provenance.workflow` says for launched runs.
@@ -263,17 +269,7 @@ fn dry_run(
     let plan = plan::plan(&graph, &state, &digester, &all, &none)
         .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
     let allocations = ctx.run_ids.allocations();
-    let command_line = flow_engine::slurm_config::SlurmSection {
-        resources: flow_engine::slurm::Resources {
-            account: args.account.clone(),
-            partition: args.partition.clone(),
-            time: args.time.clone(),
-            mail_user: args.mail_user.clone(),
-            mail_type: args.mail_type.clone(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let command_line = run_args(args, executor).slurm_layer();
     let mut docs = Vec::new();
     for (i, inst) in graph.nodes.iter().enumerate() {
         let Some(alloc) = allocations.get(&inst.id) else {
@@ -289,7 +285,8 @@ fn dry_run(
             .get("training.grad_accum_steps")
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as u32;
-        let halves = batch >= 2 && batch.is_multiple_of(2);
+        let halved = BatchPolicy::halved(batch, accum);
+        let (slurm_batch, slurm_accum) = halved.unwrap_or((batch, accum));
         let section = request_for(&graph, i, &project.settings.slurm, &command_line);
         let script = match executor {
             ExecutorArg::Slurm => BatchScript {
@@ -328,11 +325,11 @@ fn dry_run(
                 "model_size": alloc.entry.model_size,
                 "resources": r,
                 "batch": {
-                    "policy": if matches!(executor, ExecutorArg::Slurm) && halves { "halve" } else { "keep" },
+                    "policy": if matches!(executor, ExecutorArg::Slurm) && halved.is_some() { "halve" } else { "keep" },
                     "batch_size": batch,
                     "grad_accum_steps": accum,
-                    "slurm_batch_size": if halves { batch / 2 } else { batch },
-                    "slurm_grad_accum_steps": if halves { accum * 2 } else { accum },
+                    "slurm_batch_size": slurm_batch,
+                    "slurm_grad_accum_steps": slurm_accum,
                 },
                 "script": script,
             }));
@@ -366,12 +363,12 @@ fn dry_run(
                 r.mem.as_deref().unwrap_or("-"),
                 r.time.as_deref().unwrap_or("-"),
             );
-            if halves {
+            if halved.is_some() {
                 println!(
                     "  batch policy ({}): batch_size {batch} -> {}, grad_accum_steps {accum} -> {} (effective batch {} either way; {}=keep disables)",
                     BatchPolicy::Halve.as_str(),
-                    batch / 2,
-                    accum * 2,
+                    slurm_batch,
+                    slurm_accum,
                     batch * accum,
                     BatchPolicy::ENV
                 );

@@ -3,11 +3,13 @@
 
 use flow_engine::graph::Graph;
 use flow_engine::project::Project;
+use flow_engine::slurm_config::SlurmSection;
 use flow_engine::state::State;
+use flow_engine::submit::request_for;
 use flow_tasks::TaskContext;
-use flow_tasks::registry::{LiveStatus, MetricsCache, RegistryStore, sync};
-
-use flow_tasks::registry::RegistryError;
+use flow_tasks::registry::{
+    LiveStatus, MetricsCache, Registry, RegistryError, RegistryStore, sync,
+};
 
 use super::{Failure, exit_codes};
 
@@ -18,7 +20,7 @@ pub fn register_runs(
     ctx: &TaskContext,
     graph: &Graph,
     selected: &[bool],
-    slurm: bool,
+    slurm: Option<(&SlurmSection, &SlurmSection)>,
     quiet: bool,
 ) -> Result<(), Failure> {
     let allocations = ctx.run_ids.allocations();
@@ -31,21 +33,16 @@ pub fn register_runs(
         .map(|i| graph.nodes[i].id.as_str())
         .filter(|id| allocations.get(*id).is_some_and(|a| !a.existing))
         .collect();
+    // The GPUs a run is given: what the SLURM executor will ask for (its own layering of
+    // flow.yaml, the kind, the workflow, the node and the command line), or the local slots.
     let registered = ctx.run_ids.register_with(&stale, |entry| {
         let inst = graph.get(entry.instance.as_deref().unwrap_or_default());
-        entry.gpus = inst.map(|i| {
-            let n = &graph.nodes[i];
-            if slurm {
-                let spec = graph.node_spec(i);
-                spec.resources
-                    .gpus
-                    .or(n.kind_resources.over_workflow.gpus)
-                    .or(graph.spec.slurm.resources.gpus)
-                    .or(n.kind_resources.under_workflow.gpus)
-                    .unwrap_or(0)
-            } else {
-                n.gpus
-            }
+        entry.gpus = inst.map(|i| match slurm {
+            Some((settings, command_line)) => request_for(graph, i, settings, command_line)
+                .resources
+                .gpus
+                .unwrap_or(0),
+            None => graph.nodes[i].gpus,
         });
     });
     let registered = registered.map_err(registry_failure)?;
@@ -57,19 +54,26 @@ pub fn register_runs(
     Ok(())
 }
 
-/// Brings every registry entry up to date with the engine's state; `live` holds what SLURM
-/// said in this command.
-pub fn sync_registry(project: &Project, state: &State, live: &LiveStatus) -> Result<(), Failure> {
+/// Brings every registry entry up to date with the engine's state (`live`: what SLURM said
+/// in this command) and returns the registry (empty when the project has none yet).
+pub fn sync_registry(
+    project: &Project,
+    state: &State,
+    live: &LiveStatus,
+) -> Result<Registry, Failure> {
     let store = RegistryStore::new(&project.root);
     if !store.path().exists() {
-        return Ok(());
+        return store.read().map_err(registry_failure);
     }
     let mut cache = MetricsCache::load(&project.cache_dir());
-    store
-        .update(|reg| sync(reg, &project.root, state, live, &mut cache))
+    let reg = store
+        .update(|reg| {
+            sync(reg, &project.root, state, live, &mut cache);
+            reg.clone()
+        })
         .map_err(registry_failure)?;
     cache.save();
-    Ok(())
+    Ok(reg)
 }
 
 /// A registry that cannot be read or written: the message names the file and the fix.

@@ -82,7 +82,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The command line's SLURM layer, the highest.
-    fn slurm_layer(&self) -> flow_engine::slurm_config::SlurmSection {
+    pub(super) fn slurm_layer(&self) -> flow_engine::slurm_config::SlurmSection {
         flow_engine::slurm_config::SlurmSection {
             resources: flow_engine::slurm::Resources {
                 account: self.account.clone(),
@@ -144,8 +144,9 @@ pub(super) fn run_source(
         .or(project.settings.executor.as_deref())
         .unwrap_or("local");
     let slurm = executor == "slurm";
+    let command_line = args.slurm_layer();
     if slurm {
-        args.slurm_layer()
+        command_line
             .resources
             .validate()
             .map_err(Failure::invalid)?;
@@ -176,7 +177,8 @@ pub(super) fn run_source(
     // New training runs are registered before anything slow (reconciliation, hashing
     // inputs), so the registry lock taken while the graph was built is held for
     // milliseconds: `flow status` and other launches never wait behind a long plan.
-    register_runs(&ctx, &graph, &selected, slurm, args.json)?;
+    let request = slurm.then_some((&project.settings.slurm, &command_line));
+    register_runs(&ctx, &graph, &selected, request, args.json)?;
     adopt_records(&ctx, &graph, &mut state);
     std::fs::create_dir_all(&cache).map_err(|e| {
         Failure::internal(miette::miette!("cannot create {}: {e}", cache.display()))
@@ -212,7 +214,7 @@ pub(super) fn run_source(
             state: &mut state,
             digester: &digester,
             cli: &slurm_cli,
-            command_line: args.slurm_layer(),
+            command_line,
             wait: args.wait,
             retries: args.retries,
             json: args.json,

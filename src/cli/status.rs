@@ -9,9 +9,8 @@ use flow_engine::disk::RealDisk;
 use flow_engine::reconcile::reconcile;
 use flow_engine::slurm::SystemSlurm;
 use flow_engine::state::State;
-use flow_tasks::registry::{Entry, LiveStatus, MetricsCache, RegistryStore, Status, sync};
+use flow_tasks::registry::{Entry, LiveStatus, Status};
 
-use super::registry_sync::registry_failure;
 use super::{CmdResult, Failure, exit_codes, open_project};
 
 /// Filters and views of `flow status`.
@@ -111,19 +110,7 @@ pub fn status(project: Option<&Path>, args: StatusArgs) -> CmdResult {
             }
         }
     }
-    let store = RegistryStore::new(&project.root);
-    let mut metrics = MetricsCache::load(&cache);
-    let reg = if store.path().exists() {
-        store
-            .update(|reg| {
-                sync(reg, &project.root, &state, &live, &mut metrics);
-                reg.clone()
-            })
-            .map_err(registry_failure)?
-    } else {
-        store.read().map_err(registry_failure)?
-    };
-    metrics.save();
+    let reg = super::registry_sync::sync_registry(&project, &state, &live)?;
 
     let mut rows: Vec<&Entry> = reg
         .experiments

@@ -71,14 +71,21 @@ impl BatchPolicy {
     /// without changing the effective batch, so it is kept.
     pub fn apply(self, config: &mut ExperimentConfig) -> BatchPolicy {
         let t = &mut config.training;
-        match self {
-            BatchPolicy::Halve if t.batch_size >= 2 && t.batch_size.is_multiple_of(2) => {
-                t.batch_size /= 2;
-                t.grad_accum_steps *= 2;
+        match (self, BatchPolicy::halved(t.batch_size, t.grad_accum_steps)) {
+            (BatchPolicy::Halve, Some((batch, accum))) => {
+                t.batch_size = batch;
+                t.grad_accum_steps = accum;
                 BatchPolicy::Halve
             }
             _ => BatchPolicy::Keep,
         }
+    }
+
+    /// `(batch_size, grad_accum_steps)` after halving, when the batch can be halved with the
+    /// effective batch unchanged (even and at least 2).
+    pub fn halved(batch_size: u32, grad_accum_steps: u32) -> Option<(u32, u32)> {
+        (batch_size >= 2 && batch_size.is_multiple_of(2))
+            .then(|| (batch_size / 2, grad_accum_steps * 2))
     }
 }
 

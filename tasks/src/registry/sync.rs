@@ -36,7 +36,8 @@ pub fn sync(
             let m = cache.get(&entry.output_dir, &dir);
             entry.best = m.best;
             entry.metrics_problems = m.problems;
-            if (entry.provenance.batch_policy.is_none() || entry.slurm_job_id.is_none())
+            // Read once per run (every run info names its policy): not on every status.
+            if entry.provenance.batch_policy.is_none()
                 && let Some(info) = read_run_info(&dir)
             {
                 entry.provenance.batch_policy = Some(info.batch_policy);
