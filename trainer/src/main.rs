@@ -30,6 +30,8 @@ enum Command {
     },
     /// Evaluate a COCO results file (bbox or segm) as pycocotools does.
     Eval(flow_trainer::eval_cmd::EvalArgs),
+    /// Measure training throughput and peak GPU memory, or bf16/fp32 loss parity.
+    Bench(flow_trainer::bench_cmd::BenchArgs),
     /// Write the synthetic COCO instance-segmentation dataset.
     Synth(flow_trainer::synth_cmd::SynthArgs),
     /// Train from an experiment config into a run directory (log.txt, checkpoints).
@@ -88,6 +90,10 @@ struct TrainArgs {
     /// Threads (default: SLURM_CPUS_PER_TASK, else all CPUs).
     #[arg(long)]
     threads: Option<usize>,
+    /// cuDNN `on` (with benchmark mode: autotuned convolutions) or `off` (as the team's
+    /// cluster runs); default: FLOW_TRAIN_CUDNN, else on.
+    #[arg(long)]
+    cudnn: Option<String>,
 }
 
 /// `flow-train --config F ...` (DESIGN's form) means `flow-train train --config F ...`:
@@ -118,6 +124,7 @@ fn main() -> ExitCode {
         },
         Command::Eval(args) => flow_trainer::eval_cmd::run(args),
         Command::Synth(args) => flow_trainer::synth_cmd::run(args),
+        Command::Bench(args) => flow_trainer::bench_cmd::run(args),
         Command::Train(args) => report("train", train(args)),
         Command::ImportWeights {
             input,
@@ -147,24 +154,16 @@ fn report(cmd: &str, r: Result<(), String>) -> ExitCode {
     }
 }
 
-fn parse_device(s: Option<&str>) -> Result<Device, String> {
-    match s {
-        None => Ok(Device::cuda_if_available()),
-        Some("cpu") => Ok(Device::Cpu),
-        Some("cuda") => Ok(Device::Cuda(0)),
-        Some(other) => other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(Device::Cuda)
-            .ok_or_else(|| format!("unknown device `{other}`: pass cpu, cuda or cuda:N")),
-    }
-}
-
 fn train(args: TrainArgs) -> Result<(), String> {
-    let device = parse_device(args.device.as_deref())?;
+    let device = flow_trainer::bench_cmd::parse_device(args.device.as_deref())?;
     if device != Device::Cpu && !tch::Cuda::is_available() {
         return Err("--device cuda asked for, but CUDA is not available".into());
     }
+    let cudnn = args
+        .cudnn
+        .or_else(|| std::env::var("FLOW_TRAIN_CUDNN").ok())
+        .unwrap_or_else(|| "on".to_owned());
+    flow_trainer::bench_cmd::apply_cudnn(device, &cudnn)?;
     let model_size = args
         .model_size
         .as_deref()

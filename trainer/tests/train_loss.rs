@@ -212,15 +212,15 @@ fn criterion_on_a_perfect_prediction() {
             other => panic!("unexpected key {other}"),
         }
     }
-    let class_error = l.logged.iter().find(|(k, _)| k == "class_error").unwrap().1;
-    close(class_error, 0.0, 1e-9);
-    let card = l
+    let class_error = &l.logged.iter().find(|(k, _)| k == "class_error").unwrap().1;
+    close(scalar(class_error), 0.0, 1e-9);
+    let card = &l
         .logged
         .iter()
         .find(|(k, _)| k == "cardinality_error")
         .unwrap()
         .1;
-    close(card, 0.0, 1e-9);
+    close(scalar(card), 0.0, 1e-9);
     // The inverted mask (query feature negated) costs much more.
     let inverted = |p: &Predictions| Predictions {
         logits: p.logits.copy(),
@@ -278,4 +278,86 @@ fn losses_normalise_by_boxes_times_groups() {
     let l2 = Criterion::default().forward(&out, &targets, 2);
     let q0 = 0.4f64 + 0.4 + 0.45 + 0.45;
     close(scalar(&l2.terms[1].1), (q0 + 0.1) / 2.0, 1e-6);
+}
+
+#[test]
+fn outputs_computed_together_equal_outputs_alone() {
+    tch::set_num_threads(1);
+    tch::manual_seed(11);
+    let f = (Kind::Float, Device::Cpu);
+    let pred = || Predictions {
+        logits: Tensor::randn([2, 6, 3], f),
+        boxes: Tensor::rand([2, 6, 4], f) * 0.5 + 0.1,
+        // Mask logits that do not vary over a query's pixels: the matching then does not
+        // depend on the random points, so it is the same alone and together.
+        masks: MaskLogits {
+            spatial: Tensor::ones([2, 4, 8, 8], f) * 0.1,
+            queries: Tensor::randn([2, 6, 4], f),
+            bias: Tensor::zeros([1], f),
+        },
+    };
+    let copy = |p: &Predictions| Predictions {
+        logits: p.logits.copy(),
+        boxes: p.boxes.copy(),
+        masks: MaskLogits {
+            spatial: p.masks.spatial.copy(),
+            queries: p.masks.queries.copy(),
+            bias: p.masks.bias.copy(),
+        },
+    };
+    let (main, enc) = (pred(), pred());
+    let mut m = vec![0.0f32; 16 * 16];
+    for y in 4..12 {
+        for x in 3..10 {
+            m[y * 16 + x] = 1.0;
+        }
+    }
+    let targets: Vec<ImageTargets> = [(2i64, [0.3f32, 0.4, 0.2, 0.3]), (1, [0.6, 0.5, 0.3, 0.2])]
+        .iter()
+        .map(|(n, b)| ImageTargets {
+            labels: Tensor::from_slice(&vec![1i64; *n as usize]),
+            boxes: Tensor::from_slice(b).view([1, 4]).repeat([*n, 1]),
+            masks: Tensor::from_slice(&m).view([1, 16, 16]).repeat([*n, 1, 1]),
+            len: *n,
+        })
+        .collect();
+    let lone = Criterion::default().forward(
+        &ModelOutput {
+            main: copy(&main),
+            aux: vec![],
+            enc: copy(&enc),
+        },
+        &targets,
+        2,
+    );
+    let together = Criterion::default().forward(
+        &ModelOutput {
+            main: copy(&main),
+            aux: vec![copy(&main), copy(&enc)],
+            enc: copy(&enc),
+        },
+        &targets,
+        2,
+    );
+    let term = |l: &flow_trainer::train::loss::StepLosses, key: &str| {
+        scalar(&l.terms.iter().find(|(k, _, _)| k == key).unwrap().1)
+    };
+    // Given the same matching, boxes and classes do not depend on random points: equal to float precision, output by
+    // output, whether computed alone or with others.
+    for kind in ["loss_ce", "loss_bbox", "loss_giou"] {
+        let main_alone = term(&lone, kind);
+        close(term(&together, kind), main_alone, 1e-5);
+        close(term(&together, &format!("{kind}_0")), main_alone, 1e-5);
+        let enc_alone = term(&lone, &format!("{kind}_enc"));
+        close(term(&together, &format!("{kind}_1")), enc_alone, 1e-5);
+        close(term(&together, &format!("{kind}_enc")), enc_alone, 1e-5);
+    }
+    // Masks use random points: close, and finite.
+    for kind in ["loss_mask_ce", "loss_mask_dice"] {
+        let (a, b) = (term(&lone, kind), term(&together, &format!("{kind}_0")));
+        assert!(a.is_finite() && b.is_finite() && (a - b).abs() < 0.25 * a.abs().max(0.1));
+    }
+    // The total is the weighted sum of the terms.
+    let sum: f64 = together.terms.iter().map(|(_, v, w)| scalar(v) * w).sum();
+    close(scalar(&together.total), sum, 1e-4);
 }

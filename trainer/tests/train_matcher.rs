@@ -162,3 +162,80 @@ fn image_without_targets_matches_nothing() {
     assert_eq!(m[1].queries.len(), 2, "one match per group");
     assert_eq!(m[1].targets, vec![0, 0]);
 }
+
+fn random_pred(b: i64, q: i64, c: i64, cm: i64, hw: i64) -> Predictions {
+    let f = (Kind::Float, tch::Device::Cpu);
+    Predictions {
+        logits: Tensor::randn([b, q, c], f),
+        boxes: Tensor::rand([b, q, 4], f) * 0.5 + 0.1,
+        masks: MaskLogits {
+            spatial: Tensor::randn([b, cm, hw, hw], f),
+            queries: Tensor::randn([b, q, cm], f),
+            bias: Tensor::randn([1], f),
+        },
+    }
+}
+
+fn random_targets(lens: &[i64], size: i64) -> Vec<ImageTargets> {
+    let f = (Kind::Float, tch::Device::Cpu);
+    lens.iter()
+        .map(|&n| ImageTargets {
+            labels: Tensor::randint(3, [n], (Kind::Int64, tch::Device::Cpu)),
+            boxes: Tensor::rand([n, 4], f) * 0.5 + 0.1,
+            masks: Tensor::rand([n, size, size], f)
+                .ge(0.5)
+                .to_kind(Kind::Float),
+            len: n,
+        })
+        .collect()
+}
+
+#[test]
+fn batched_costs_equal_the_per_image_costs() {
+    use flow_trainer::train::matcher::{batched_cost, image_cost};
+    use flow_trainer::train::points::shared_points;
+    tch::set_num_threads(1);
+    tch::manual_seed(3);
+    let preds: Vec<Predictions> = (0..3).map(|_| random_pred(2, 6, 4, 5, 8)).collect();
+    // Images with 2 and 3 targets (masks at different sizes than the predictions').
+    let targets = random_targets(&[2, 3], 12);
+    let points = shared_points(16, tch::Device::Cpu);
+    let refs: Vec<&Predictions> = preds.iter().collect();
+    let w = CostWeights::default();
+    let all = batched_cost(&refs, &targets, &points, &w); // [O, B, Q, T]
+    assert_eq!(all.size(), [3, 2, 6, 5]);
+    let mut offset = 0;
+    for (b, t) in targets.iter().enumerate() {
+        for (o, p) in preds.iter().enumerate() {
+            let want = image_cost(p, b as i64, t, &points, &w);
+            let got = all.get(o as i64).get(b as i64).narrow(1, offset, t.len);
+            let diff = (got - want).abs().max().double_value(&[]);
+            assert!(diff < 1e-4, "output {o} image {b}: {diff}");
+        }
+        offset += t.len;
+    }
+}
+
+#[test]
+fn every_output_is_matched_like_a_lone_output() {
+    use flow_trainer::train::matcher::match_outputs;
+    tch::set_num_threads(1);
+    tch::manual_seed(5);
+    // Boxes and classes dominate the cost here (masks are all zero), so the assignment does
+    // not depend on the random points: matching three outputs together gives each the
+    // assignment it gets alone.
+    let mut preds: Vec<Predictions> = (0..3).map(|_| random_pred(2, 8, 4, 4, 8)).collect();
+    for p in &mut preds {
+        p.masks.spatial = p.masks.spatial.zeros_like();
+    }
+    let targets = random_targets(&[3, 0], 8);
+    let refs: Vec<&Predictions> = preds.iter().collect();
+    let together = match_outputs(&refs, &targets, 2, &CostWeights::default());
+    assert_eq!(together.len(), 3);
+    for (o, p) in preds.iter().enumerate() {
+        let alone = match_output(p, &targets, 2, &CostWeights::default());
+        assert_eq!(together[o], alone, "output {o}");
+        assert_eq!(alone[0].queries.len(), 6, "3 targets × 2 groups");
+        assert!(alone[1].queries.is_empty());
+    }
+}

@@ -79,7 +79,7 @@ fn ema_update_moves_toward_the_model() {
     let ema_vs = VarStore::new(Device::Cpu);
     let m = model.root().var("w", &[2], Init::Const(3.0));
     let _e = ema_vs.root().var("w", &[2], Init::Const(1.0));
-    ema::update(&ema_vs, &model, 0.75);
+    ema::update(&ema_vs, &model, 0.75).expect("ema");
     let got: Vec<f32> = Vec::try_from(&ema_vs.variables()["w"]).unwrap();
     assert_eq!(got, vec![1.5, 1.5]);
     ema::copy_into(&ema_vs, &model);
@@ -238,9 +238,9 @@ fn adamw_matches_hand_computed_steps() {
     // Loss = 2·w → gradient 2 at every step.
     let (mut p, mut m, mut v) = (1.0f64, 0.0f64, 0.0f64);
     for t in 1..=3 {
-        opt.zero_grad();
+        opt.zero_grad().expect("zero");
         (&w * 2.0).sum(tch::Kind::Float).backward();
-        opt.step(0.5);
+        opt.step(0.5).expect("step");
         let lr = 0.05;
         p *= 1.0 - lr * 0.5;
         m = 0.9 * m + 0.1 * 2.0;
@@ -251,9 +251,9 @@ fn adamw_matches_hand_computed_steps() {
         assert!((got - p).abs() < 1e-6, "step {t}: {got} vs {p}");
     }
     // Clipping scales the gradient to the requested norm.
-    opt.zero_grad();
+    opt.zero_grad().expect("zero");
     (&w * 3.0).sum(tch::Kind::Float).backward();
-    let norm = opt.clip_grad_norm(0.1);
+    let norm = opt.clip_grad_norm(0.1).expect("clip").double_value(&[]);
     assert!((norm - 3.0).abs() < 1e-6);
     assert!((w.grad().double_value(&[0]) - 0.1).abs() < 1e-6);
     let _ = Tensor::zeros([1], (tch::Kind::Float, Device::Cpu));

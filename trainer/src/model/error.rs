@@ -19,4 +19,7 @@ pub enum ModelError {
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A libtorch function outside tch's wrappers (autocast, fused kernels) failed.
+    #[error(transparent)]
+    TorchExt(#[from] crate::torch_ext::TorchExtError),
 }

@@ -13,6 +13,17 @@ use tch::nn::{Init, Path};
 use super::config::ModelConfig;
 use super::layers::{Conv2d, ConvSpec, LayerNorm, Linear, WeightInit};
 
+/// Both factors in one dtype (fp32 when they differ): under CUDA autocast the einsum's inner
+/// `bmm` refuses a bf16 and an fp32 operand (autocast does not cover `einsum`), and the two
+/// factors come from layers autocast treats differently (convolutions vs LayerNorm).
+fn same_kind(a: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
+    if a.kind() == b.kind() {
+        (a.shallow_clone(), b.shallow_clone())
+    } else {
+        (a.to_kind(tch::Kind::Float), b.to_kind(tch::Kind::Float))
+    }
+}
+
 /// Mask logits of one output, factorised: `logit[b, q, y, x] = Σ_c spatial[b, c, y, x] ·
 /// queries[b, q, c] + bias`.
 #[derive(Debug)]
@@ -28,21 +39,15 @@ pub struct MaskLogits {
 impl MaskLogits {
     /// All mask logits: [B, Q, H/4, W/4].
     pub fn dense(&self) -> Tensor {
-        Tensor::einsum(
-            "bchw,bnc->bnhw",
-            &[&self.spatial, &self.queries],
-            None::<i64>,
-        ) + &self.bias
+        let (spatial, queries) = same_kind(&self.spatial, &self.queries);
+        Tensor::einsum("bchw,bnc->bnhw", &[&spatial, &queries], None::<i64>) + &self.bias
     }
 
     /// The logits of the queries `query_idx` of image `batch_idx`: [K, H/4, W/4].
     pub fn select(&self, batch_idx: i64, query_idx: &Tensor) -> Tensor {
         let q = self.queries.get(batch_idx).index_select(0, query_idx); // [K, C]
-        Tensor::einsum(
-            "chw,kc->khw",
-            &[&self.spatial.get(batch_idx), &q],
-            None::<i64>,
-        ) + &self.bias
+        let (spatial, q) = same_kind(&self.spatial.get(batch_idx), &q);
+        Tensor::einsum("chw,kc->khw", &[&spatial, &q], None::<i64>) + &self.bias
     }
 
     /// The mask logits' shape [B, Q, H/4, W/4] without computing them.

@@ -5,6 +5,8 @@
 
 use tch::nn::VarStore;
 
+use crate::torch_ext::{self, TorchExtError};
+
 /// The EMA's constants.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EmaDecay {
@@ -30,20 +32,23 @@ impl EmaDecay {
     }
 }
 
-/// Averages `model` into `ema` (two stores of the same model) with decay `d`.
-pub fn update(ema: &VarStore, model: &VarStore, d: f64) {
+/// Averages `model` into `ema` (two stores of the same model) with decay `d`: one
+/// multi-tensor lerp over the floating-point variables (`e += (1 − d)·(m − e)`).
+pub fn update(ema: &VarStore, model: &VarStore, d: f64) -> Result<(), TorchExtError> {
     let src = model.variables();
     tch::no_grad(|| {
+        let (mut dst, mut from) = (Vec::new(), Vec::new());
         for (name, mut e) in ema.variables() {
             let Some(m) = src.get(&name) else { continue };
             if e.is_floating_point() {
-                let _ = e.g_mul_scalar_(d);
-                let _ = e.g_add_(&(m.detach() * (1.0 - d)));
+                dst.push(e);
+                from.push(m.detach());
             } else {
                 e.copy_(m);
             }
         }
-    });
+        torch_ext::foreach_lerp(&dst, &from, 1.0 - d)
+    })
 }
 
 /// Copies every variable of `src` into `dst` (the EMA starts as the model).

@@ -7,7 +7,7 @@ use flow_coco::dataset::Loader;
 use flow_coco::eval::{Evaluation, Feed, IouType, Params, Summarize, evaluate};
 use flow_coco::format::{AnnotationFile, Detection, RleJson, Segmentation};
 use flow_coco::mask::Rle;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use super::loss::Criterion;
 use super::meter::Meter;
@@ -95,29 +95,33 @@ pub fn evaluate_model(
     })
 }
 
-/// Adds a step's losses to `meter` under the reference's names: `loss` (weighted sum), each
-/// weighted term, each `…_unscaled` term, and the logged-only numbers.
+/// Adds a step's losses to `meter` under the reference's names: `loss` (weighted sum),
+/// `class_error`, each weighted term, each `…_unscaled` term and the logged-only numbers, as
+/// one device tensor (no wait for the GPU).
 pub fn record_losses(meter: &mut Meter, losses: &super::loss::StepLosses) {
-    let values: Vec<(String, f64, f64)> = losses
-        .terms
-        .iter()
-        .map(|(k, t, w)| (k.clone(), t.double_value(&[]), *w))
-        .collect();
-    meter.add("loss", values.iter().map(|(_, v, w)| v * w).sum());
+    let mut keys: Vec<String> = vec!["loss".to_owned()];
+    let mut values: Vec<Tensor> = vec![losses.total.detach().to_kind(Kind::Float)];
     for (k, v) in &losses.logged {
         if k == "class_error" {
-            meter.add(k, *v);
+            keys.push(k.clone());
+            values.push(v.to_kind(Kind::Float));
         }
     }
-    for (k, v, w) in &values {
-        meter.add(k, v * w);
+    for ((k, _, _), w) in losses.terms.iter().zip(&losses.weighted) {
+        keys.push(k.clone());
+        values.push(w.detach().to_kind(Kind::Float));
     }
-    for (k, v, _) in &values {
-        meter.add(&format!("{k}_unscaled"), *v);
+    for (k, v, _) in &losses.terms {
+        keys.push(format!("{k}_unscaled"));
+        values.push(v.detach().to_kind(Kind::Float));
     }
     for (k, v) in &losses.logged {
-        meter.add(&format!("{k}_unscaled"), *v);
+        keys.push(format!("{k}_unscaled"));
+        values.push(v.to_kind(Kind::Float));
     }
+    let device = losses.total.device();
+    let values: Vec<Tensor> = values.into_iter().map(|v| v.to_device(device)).collect();
+    meter.add_tensor(&keys, &Tensor::stack(&values, 0));
 }
 
 fn coco_eval(

@@ -2,6 +2,7 @@
 //! reference's parameter groups, schedules, EMA, early stopping, checkpoints, evaluation every
 //! epoch and the `log.txt` the team's tools read — one concept per file, the loop in `run`.
 
+pub mod bench;
 pub mod boxes;
 pub mod checkpoint;
 pub mod early_stop;
@@ -16,6 +17,7 @@ pub mod optimizer;
 pub mod param_groups;
 pub mod points;
 pub mod policy;
+pub mod profile;
 pub mod results_json;
 pub mod run;
 mod run_checkpoints;

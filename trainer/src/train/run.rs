@@ -90,6 +90,9 @@ pub enum TrainError {
     /// Model construction or input.
     #[error("model: {0}")]
     Model(#[from] ModelError),
+    /// A libtorch kernel outside tch's wrappers (optimizer, clipping, EMA).
+    #[error(transparent)]
+    TorchExt(#[from] crate::torch_ext::TorchExtError),
     /// Checkpoint reading or writing.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -181,8 +184,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
                 "starting fresh".to_owned()
             }
         );
-        if run.cfg.training.amp {
-            eprintln!("note: training.amp is not implemented yet; training runs in fp32");
+        if run.cfg.training.amp && opts.device == Device::Cpu {
+            eprintln!("note: training.amp applies on CUDA only; the CPU trains in fp32");
         }
     }
     run.train_epochs()
@@ -200,7 +203,7 @@ pub(super) fn mix_seed(seed: u64, a: u64, b: u64) -> i64 {
 }
 
 impl Run {
-    fn new(cfg: ExperimentConfig, opts: TrainOptions) -> Result<Run, TrainError> {
+    pub(super) fn new(cfg: ExperimentConfig, opts: TrainOptions) -> Result<Run, TrainError> {
         let t = cfg.training.clone();
         let size = opts.model_size.unwrap_or(cfg.experiment.model_size);
         let dataset = cfg.data.dataset_dir.clone();
@@ -342,6 +345,11 @@ impl Run {
         Ok(run)
     }
 
+    /// bf16 autocast of the training forward: `training.amp` on a CUDA device.
+    pub(super) fn autocast(&self) -> Option<tch::Kind> {
+        (self.cfg.training.amp && self.opts.device != Device::Cpu).then_some(tch::Kind::BFloat16)
+    }
+
     pub(super) fn path(&self, stem: &str) -> PathBuf {
         self.opts.output_dir.join(format!("{stem}.safetensors"))
     }
@@ -361,7 +369,7 @@ impl Run {
         while self.state.epochs_done < epochs && !self.state.stopped && summary.epochs_run < limit {
             let epoch = self.state.epochs_done;
             let started = Instant::now();
-            let (meter, secs, n) = self.train_one_epoch(epoch)?;
+            let (mut meter, secs, n) = self.train_one_epoch(epoch)?;
             step_time += secs;
             steps += n;
             let train_time = started.elapsed().as_secs_f64();
@@ -395,14 +403,14 @@ impl Run {
             self.save_checkpoints(epoch, best)?;
             let line = self.log_line(
                 epoch,
-                &meter,
+                &mut meter,
                 &regular,
                 ema_res.as_ref(),
                 train_time,
                 started.elapsed().as_secs_f64(),
             );
             self.append_log(&line)?;
-            self.write_scalars(epoch, &meter, &regular, ema_res.as_ref())?;
+            self.write_scalars(epoch, &mut meter, &regular, ema_res.as_ref())?;
             let loss = meter.mean("loss").unwrap_or(f64::NAN);
             if self.opts.progress {
                 eprintln!(
@@ -457,46 +465,23 @@ impl Run {
         let mut meter = Meter::default();
         let (mut secs, mut steps) = (0.0, 0u64);
         let started = Instant::now();
-        let decay = EmaDecay::default();
-        let groups = self.model_cfg.group_detr;
         let base_lr = t.lr;
+        // Progress reads the running loss back from the device: at most every 2 s (and at the
+        // epoch's last step), not every step.
+        let mut last_report: Option<Instant> = None;
         for (i, batch) in self.train_loader.epoch(epoch as u64).enumerate() {
             if i as u64 >= per_epoch {
                 break;
             }
             let batch = batch?;
             let step_start = Instant::now();
-            self.opt.zero_grad();
-            let step = self.state.optimizer_step;
-            let step_cfg = StepConfig {
-                batch_size: t.batch_size as usize,
-                grad_accum_steps: t.grad_accum_steps as usize,
-                groups,
-                device: self.opts.device,
-            };
-            let seed = |k: usize| mix_seed(t.seed, step + 1, k as u64);
-            train_step(
-                &self.model,
-                &self.criterion,
-                &batch,
-                step_cfg,
-                seed,
-                &mut meter,
-            )?;
-            if t.clip_max_norm > 0.0 {
-                self.opt.clip_grad_norm(t.clip_max_norm);
-            }
-            let factor = self.schedule.factor(step);
-            self.opt.step(factor);
-            meter.add("lr", base_lr * factor);
-            self.state.optimizer_step += 1;
-            if let Some((evs, _)) = &self.ema {
-                self.state.ema_updates += 1;
-                ema::update(evs, &self.vs, decay.at(self.state.ema_updates));
-            }
+            let factor = self.optimizer_step(&batch, &mut meter)?;
             secs += step_start.elapsed().as_secs_f64();
             steps += 1;
-            if self.opts.progress {
+            let due = last_report.is_none_or(|at| at.elapsed().as_secs_f64() >= 2.0)
+                || i as u64 + 1 == per_epoch;
+            if self.opts.progress && due {
+                last_report = Some(Instant::now());
                 let done = i as u64 + 1;
                 let eta = started.elapsed().as_secs_f64() / done as f64
                     * (per_epoch.saturating_sub(done)) as f64;
@@ -511,5 +496,54 @@ impl Run {
             }
         }
         Ok((meter, secs, steps))
+    }
+
+    /// One optimizer step on `batch` (its passes, clipping, the scheduled update, the EMA),
+    /// adding its losses to `meter`; returns the schedule's factor of the step.
+    pub(super) fn optimizer_step(
+        &mut self,
+        batch: &flow_coco::dataset::Batch,
+        meter: &mut Meter,
+    ) -> Result<f64, TrainError> {
+        let t = &self.cfg.training;
+        let device = self.opts.device;
+        super::profile::mark(device, "other");
+        self.opt.zero_grad()?;
+        let step = self.state.optimizer_step;
+        let step_cfg = StepConfig {
+            batch_size: t.batch_size as usize,
+            grad_accum_steps: t.grad_accum_steps as usize,
+            groups: self.model_cfg.group_detr,
+            device: self.opts.device,
+            autocast: self.autocast(),
+        };
+        let seed = t.seed;
+        train_step(
+            &self.model,
+            &self.criterion,
+            batch,
+            step_cfg,
+            |k: usize| mix_seed(seed, step + 1, k as u64),
+            meter,
+        )?;
+        if t.clip_max_norm > 0.0 {
+            let _norm = self.opt.clip_grad_norm(t.clip_max_norm)?;
+        }
+        super::profile::mark(device, "clip");
+        let factor = self.schedule.factor(step);
+        self.opt.step(factor)?;
+        super::profile::mark(device, "adamw");
+        meter.add("lr", t.lr * factor);
+        self.state.optimizer_step += 1;
+        if let Some((evs, _)) = &self.ema {
+            self.state.ema_updates += 1;
+            ema::update(
+                evs,
+                &self.vs,
+                EmaDecay::default().at(self.state.ema_updates),
+            )?;
+        }
+        super::profile::mark(device, "ema");
+        Ok(factor)
     }
 }

@@ -21,7 +21,7 @@ impl Run {
     pub(super) fn log_line(
         &self,
         epoch: u32,
-        train: &Meter,
+        train: &mut Meter,
         regular: &EvalResult,
         ema: Option<&EvalResult>,
         train_time: f64,
@@ -68,7 +68,7 @@ impl Run {
     pub(super) fn write_scalars(
         &mut self,
         epoch: u32,
-        train: &Meter,
+        train: &mut Meter,
         regular: &EvalResult,
         ema: Option<&EvalResult>,
     ) -> Result<(), TrainError> {

@@ -1,15 +1,17 @@
 //! One training step's gradient computation (burn's `TrainStep`, kept out of the loop): the
 //! loader batch of `batch_size × grad_accum_steps` images runs as `grad_accum_steps`
 //! forward/backward passes of `batch_size`, each loss divided by the number of passes (as the
-//! reference does), gradients accumulating in the variables. The loop owns clipping, the
-//! optimizer, the schedule and the EMA.
+//! reference does), gradients accumulating in the variables. The forward runs under bf16
+//! autocast when asked (`training.amp` on CUDA); the criterion always computes in fp32. The
+//! loop owns clipping, the optimizer, the schedule and the EMA.
 
 use flow_coco::dataset::Batch;
-use tch::Device;
+use tch::{Device, Kind};
 
 use super::evaluate::record_losses;
 use super::loss::Criterion;
 use super::meter::Meter;
+use super::profile;
 use super::targets::StepInput;
 use crate::model::{Mode, ModelError, RfDetrSeg};
 
@@ -24,6 +26,8 @@ pub struct StepConfig {
     pub groups: i64,
     /// Where the tensors go.
     pub device: Device,
+    /// Autocast dtype of the forward (bf16), or full precision.
+    pub autocast: Option<Kind>,
 }
 
 /// Runs the passes of `batch`, adding their losses to `meter`. `seed_of(k)` gives libtorch's
@@ -42,10 +46,17 @@ pub fn train_step(
         let start = k * bs;
         let len = bs.min(batch.len() - start);
         let input = StepInput::from_batch(batch, start, len, cfg.device);
-        let out = model.forward(&input.images, Mode::Train)?;
+        profile::mark(cfg.device, "upload");
+        let out = crate::torch_ext::with_autocast(cfg.device, cfg.autocast, || {
+            model.forward(&input.images, Mode::Train)
+        })??;
+        profile::mark(cfg.device, "forward");
         let losses = criterion.forward(&out, &input.targets, cfg.groups);
+        profile::mark(cfg.device, "criterion");
         (&losses.total / cfg.grad_accum_steps.max(1) as f64).backward();
+        profile::mark(cfg.device, "backward");
         record_losses(meter, &losses);
+        profile::mark(cfg.device, "logging");
     }
     Ok(())
 }

@@ -32,9 +32,10 @@ impl StepInput {
     pub fn from_batch(batch: &Batch, start: usize, len: usize, device: Device) -> StepInput {
         let plane = 3 * batch.height * batch.width;
         let data = &batch.images[start * plane..(start + len) * plane];
-        let images = Tensor::from_slice(data)
-            .view([len as i64, 3, batch.height as i64, batch.width as i64])
-            .to_device(device);
+        let images = upload(
+            Tensor::from_slice(data).view([len as i64, 3, batch.height as i64, batch.width as i64]),
+            device,
+        );
         let targets = batch.targets[start..start + len]
             .iter()
             .map(|t| image_targets(t, device))
@@ -65,12 +66,35 @@ fn image_targets(t: &Target, device: Device) -> ImageTargets {
         }
     }
     ImageTargets {
-        labels: Tensor::from_slice(&t.labels).to_device(device),
-        boxes: Tensor::from_slice(&boxes).view([n, 4]).to_device(device),
-        masks: Tensor::from_slice(&masks)
-            .view([n, h as i64, w as i64])
-            .to_device(device)
-            .to_kind(Kind::Float),
+        labels: upload(Tensor::from_slice(&t.labels), device),
+        boxes: upload(Tensor::from_slice(&boxes).view([n, 4]), device),
+        masks: upload(
+            Tensor::from_slice(&masks).view([n, h as i64, w as i64]),
+            device,
+        )
+        .to_kind(Kind::Float),
         len: n,
+    }
+}
+
+/// `data` as an int64 tensor on `device`. On a GPU the copy goes through pinned memory without
+/// blocking the host, so queued kernels keep running.
+pub fn upload_i64(data: &[i64], device: Device) -> Tensor {
+    let host = Tensor::from_slice(data);
+    upload(host, device)
+}
+
+/// A host tensor on `device`: pinned and non-blocking on a GPU, as is on the CPU.
+pub fn upload(host: Tensor, device: Device) -> Tensor {
+    match device {
+        Device::Cpu => host,
+        _ => {
+            let kind = host.kind();
+            match crate::torch_ext::pin_memory(&host) {
+                Ok(pinned) => pinned.to_device_(device, kind, true, false),
+                // Without pinned memory (none left, say) the copy simply blocks.
+                Err(_) => host.to_device(device),
+            }
+        }
     }
 }

@@ -1,0 +1,276 @@
+//! `flow-train bench`: training throughput (images/s, median step, peak GPU memory) per size,
+//! batch, resolution mode and precision, plus the bf16-vs-fp32 loss-curve parity check; see
+//! `train::bench`. Rows print as they finish (and append to `--json` as JSON lines), so a run
+//! cut short by a time limit still leaves its results.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::model::ModelSize;
+use crate::train::bench::{
+    BenchCase, BenchRow, BenchSettings, bench_case, curve_divergence, ensure_dataset, loss_curve,
+};
+
+/// Arguments of `flow-train bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Sizes, comma-separated.
+    #[arg(
+        long,
+        default_value = "nano,small,medium,large,xlarge,2xlarge",
+        value_delimiter = ','
+    )]
+    pub sizes: Vec<String>,
+    /// Batch sizes, comma-separated; a size stops at the first batch that fails (out of
+    /// memory) or gains under 5% images/s over the previous one.
+    #[arg(long, default_value = "4", value_delimiter = ',')]
+    pub batches: Vec<u32>,
+    /// Resolution modes: native, multi-scale (comma-separated).
+    #[arg(long, default_value = "native", value_delimiter = ',')]
+    pub modes: Vec<String>,
+    /// Precisions: bf16, fp32 (comma-separated).
+    #[arg(long, default_value = "bf16", value_delimiter = ',')]
+    pub precisions: Vec<String>,
+    /// Timed steps per case.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Distinct batches decoded beforehand and cycled.
+    #[arg(long, default_value_t = 8)]
+    pub cycle: usize,
+    /// cpu or cuda (cuda:N); default: cuda when available.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// cuDNN on (with benchmark mode) or off.
+    #[arg(long, default_value = "on")]
+    pub cudnn: String,
+    /// Host threads.
+    #[arg(long, default_value_t = 8)]
+    pub threads: usize,
+    /// Folder for the synthetic dataset and per-case run folders.
+    #[arg(long, default_value = "/tmp/flow-train-bench")]
+    pub work: PathBuf,
+    /// Appends every row here as a JSON line.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A second pass of each case with the device synchronised between phases, printing
+    /// where a step's time goes (forward, criterion, backward, clipping, AdamW, EMA).
+    #[arg(long)]
+    pub profile: bool,
+    /// Also profile a few steps with libtorch's profiler, appending the heaviest kernels and
+    /// ops per case to this file.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Instead of timing: the first size's per-step loss over this many steps in fp32 and in
+    /// bf16 from the same initial weights and data, written to `<work>/parity.csv`.
+    #[arg(long)]
+    pub parity_steps: Option<usize>,
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N`, or picks cuda when available.
+pub fn parse_device(s: Option<&str>) -> Result<tch::Device, String> {
+    match s {
+        None => Ok(tch::Device::cuda_if_available()),
+        Some("cpu") => Ok(tch::Device::Cpu),
+        Some("cuda") => Ok(tch::Device::Cuda(0)),
+        Some(other) => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(tch::Device::Cuda)
+            .ok_or_else(|| format!("unknown device `{other}`: pass cpu, cuda or cuda:N")),
+    }
+}
+
+/// Applies `--cudnn on|off` (and benchmark mode with it) on a CUDA device.
+pub fn apply_cudnn(device: tch::Device, setting: &str) -> Result<(), String> {
+    let enabled = match setting {
+        "on" | "1" | "true" => true,
+        "off" | "0" | "false" => false,
+        other => return Err(format!("--cudnn {other}: expected on or off")),
+    };
+    if device != tch::Device::Cpu {
+        crate::torch_ext::configure_cudnn(enabled, enabled).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn print_row(r: &BenchRow, json: Option<&PathBuf>) {
+    println!(
+        "ROW size={} res={} batch={} mode={} precision={} img/s={:.1} median_ms={:.1} peak_alloc_GiB={:.2} peak_reserved_GiB={:.2} first_step_s={:.1} loss={:.3}",
+        r.size,
+        r.resolution,
+        r.batch,
+        if r.multi_scale {
+            "multi-scale"
+        } else {
+            "native"
+        },
+        if r.amp { "bf16" } else { "fp32" },
+        r.images_per_s,
+        r.median_ms,
+        r.peak_alloc_gib,
+        r.peak_reserved_gib,
+        r.first_step_s,
+        r.loss
+    );
+    let _ = std::io::stdout().flush();
+    if let Some(path) = json
+        && let Ok(line) = serde_json::to_string(r)
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn print_profile(r: &BenchRow) {
+    let phases = crate::train::profile::take();
+    let total: f64 = phases.iter().map(|p| p.1).sum();
+    let steps = r.steps.max(1) as f64;
+    let parts: Vec<String> = phases
+        .iter()
+        .map(|(p, s, _)| format!("{p}={:.1}ms", s / steps * 1e3))
+        .collect();
+    println!(
+        "PROFILE size={} batch={} step={:.1}ms {}",
+        r.size,
+        r.batch,
+        total / steps * 1e3,
+        parts.join(" ")
+    );
+}
+
+/// Runs `f`, turning a libtorch panic (an out-of-memory inside an op tch does not wrap
+/// fallibly) into an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        Err(p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "panic".to_owned()))
+    })
+}
+
+/// The command.
+pub fn run(args: BenchArgs) -> ExitCode {
+    match bench(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flow-train bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(args: BenchArgs) -> Result<(), String> {
+    let device = parse_device(args.device.as_deref())?;
+    apply_cudnn(device, &args.cudnn)?;
+    crate::train::threads::apply(args.threads);
+    let sizes: Vec<ModelSize> = args
+        .sizes
+        .iter()
+        .map(|s| s.parse::<ModelSize>().map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let settings = BenchSettings {
+        work_dir: args.work.clone(),
+        device,
+        warmup: args.warmup,
+        steps: args.steps,
+        batches: args.cycle,
+        threads: args.threads,
+        profile: args.profile,
+        trace: args.trace.clone(),
+    };
+    let max_batch = args.batches.iter().copied().max().unwrap_or(4) as usize;
+    let dataset =
+        ensure_dataset(&args.work, (args.cycle * max_batch).max(32)).map_err(|e| e.to_string())?;
+    println!(
+        "device {device:?}, cudnn {}, dataset {}",
+        args.cudnn,
+        dataset.display()
+    );
+    if let Some(n) = args.parity_steps {
+        let size = *sizes.first().ok_or("no size given")?;
+        let mut curves = Vec::new();
+        for amp in [false, true] {
+            let case = BenchCase {
+                size,
+                batch: args.batches.first().copied().unwrap_or(4),
+                multi_scale: false,
+                amp,
+            };
+            let started = std::time::Instant::now();
+            let curve =
+                guarded(|| loss_curve(&case, &settings, &dataset, n).map_err(|e| e.to_string()))?;
+            println!(
+                "parity {}: {} steps in {:.1} s, first loss {:.4}, last loss {:.4}",
+                if amp { "bf16" } else { "fp32" },
+                curve.len(),
+                started.elapsed().as_secs_f64(),
+                curve.first().copied().unwrap_or(f64::NAN),
+                curve.last().copied().unwrap_or(f64::NAN)
+            );
+            curves.push(curve);
+        }
+        let mut csv = String::from("step,loss_fp32,loss_bf16\n");
+        for (i, (a, b)) in curves[0].iter().zip(&curves[1]).enumerate() {
+            csv.push_str(&format!("{},{a},{b}\n", i + 1));
+        }
+        let path = args.work.join("parity.csv");
+        std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+        for w in [1, 10, 25] {
+            let (max, mean) = curve_divergence(&curves[0], &curves[1], w);
+            println!(
+                "parity window {w}: max relative difference {max:.4}, mean {mean:.4} ({})",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
+    for &size in &sizes {
+        for mode in &args.modes {
+            for precision in &args.precisions {
+                let mut previous: Option<f64> = None;
+                for &batch in &args.batches {
+                    let case = BenchCase {
+                        size,
+                        batch,
+                        multi_scale: mode == "multi-scale",
+                        amp: precision == "bf16",
+                    };
+                    let row = guarded(|| {
+                        bench_case(&case, &settings, &dataset).map_err(|e| e.to_string())
+                    });
+                    match row {
+                        Ok(r) => {
+                            print_row(&r, args.json.as_ref());
+                            if args.profile {
+                                print_profile(&r);
+                            }
+                            let gain = previous.map(|p| r.images_per_s / p);
+                            previous = Some(r.images_per_s);
+                            if gain.is_some_and(|g| g < 1.05) {
+                                println!("STOP size={size} batch={batch}: saturated");
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let first = e.lines().next().unwrap_or_default();
+                            println!(
+                                "FAIL size={size} batch={batch} mode={mode} precision={precision}: {first}"
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
