@@ -36,6 +36,7 @@ unsafe extern "C" {
     ) -> *mut c_char;
     fn flow_cuda_reset_peak(device: i32) -> *mut c_char;
     fn flow_foreach_zero(items: *const *const C_tensor, n: i32) -> *mut c_char;
+    fn flow_clear_grads(vars: *const *const C_tensor, n: i32) -> *mut c_char;
     fn flow_clip_grad_norm(
         grads: *const *const C_tensor,
         n: i32,
@@ -188,6 +189,17 @@ pub fn cuda_memory(index: usize) -> Result<CudaMemory, TorchExtError> {
 pub fn reset_cuda_peak(index: usize) -> Result<(), TorchExtError> {
     // SAFETY: a plain call.
     check(unsafe { flow_cuda_reset_peak(len_i32(index)) })
+}
+
+/// Drops the gradients of `vars` (`zero_grad(set_to_none=True)`): the next backward stores
+/// its gradients instead of adding them to zeros.
+pub fn clear_grads(vars: &[Tensor]) -> Result<(), TorchExtError> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let p = ptrs(vars);
+    // SAFETY: `p` points to live tensors for the duration of the call.
+    check(unsafe { flow_clear_grads(p.as_ptr(), len_i32(p.len())) })
 }
 
 /// Zeroes every tensor of `items` in place (one multi-tensor launch).

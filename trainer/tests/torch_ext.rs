@@ -128,6 +128,15 @@ fn multi_tensor_kernels_match_plain_arithmetic() {
     assert!((dst.double_value(&[1]) - 3.0).abs() < 1e-6);
     assert!(torch_ext::foreach_lerp(&[dst.shallow_clone()], &[], 0.5).is_err());
 
+    // Dropped gradients are undefined until the next backward, which then stores its own.
+    let v = Tensor::ones([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    (&v * 3.0).sum(Kind::Float).backward();
+    assert!(v.grad().defined());
+    torch_ext::clear_grads(&[v.shallow_clone()]).expect("clear");
+    assert!(!v.grad().defined());
+    (&v * 2.0).sum(Kind::Float).backward();
+    assert_eq!(v.grad().double_value(&[0]), 2.0);
+
     torch_ext::foreach_zero(&[dst.shallow_clone(), b.shallow_clone()]).expect("zero");
     assert_eq!(dst.abs().sum(Kind::Float).double_value(&[]), 0.0);
     assert_eq!(b.double_value(&[0]), 0.0);

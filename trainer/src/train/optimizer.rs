@@ -96,9 +96,11 @@ impl AdamW {
             .collect()
     }
 
-    /// Clears every gradient (one multi-tensor launch).
+    /// Drops every gradient (PyTorch's default `set_to_none`): the next backward stores
+    /// fresh gradients rather than adding them to zeros, a kernel per parameter less.
     pub fn zero_grad(&mut self) -> Result<(), TorchExtError> {
-        torch_ext::foreach_zero(&self.grads())
+        let vars: Vec<Tensor> = self.params.iter().map(|p| p.var.shallow_clone()).collect();
+        torch_ext::clear_grads(&vars)
     }
 
     /// Scales the gradients so that their total L2 norm is at most `max_norm` (as

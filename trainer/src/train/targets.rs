@@ -29,16 +29,42 @@ pub struct StepInput {
 
 impl StepInput {
     /// Images `start..start + len` of `batch` (one micro-batch of gradient accumulation).
+    /// Everything (images, labels, boxes, masks of every image) travels in one buffer: one
+    /// pinned copy on a GPU instead of one per tensor, then views of it on the device.
     pub fn from_batch(batch: &Batch, start: usize, len: usize, device: Device) -> StepInput {
         let plane = 3 * batch.height * batch.width;
-        let data = &batch.images[start * plane..(start + len) * plane];
-        let images = upload(
-            Tensor::from_slice(data).view([len as i64, 3, batch.height as i64, batch.width as i64]),
-            device,
+        let mut packed = Packed::default();
+        let images = packed.push(
+            bytes_of_f32(&batch.images[start * plane..(start + len) * plane]),
+            Kind::Float,
+            vec![len as i64, 3, batch.height as i64, batch.width as i64],
         );
-        let targets = batch.targets[start..start + len]
+        let parts: Vec<_> = batch.targets[start..start + len]
             .iter()
-            .map(|t| image_targets(t, device))
+            .map(|t| {
+                let n = t.labels.len() as i64;
+                let boxes: Vec<f32> = t.boxes.iter().flatten().copied().collect();
+                let (h, w, masks) = mask_bytes(t);
+                let labels = packed.push(
+                    t.labels.iter().flat_map(|v| v.to_ne_bytes()).collect(),
+                    Kind::Int64,
+                    vec![n],
+                );
+                let boxes = packed.push(bytes_of_f32(&boxes), Kind::Float, vec![n, 4]);
+                let masks = packed.push(masks, Kind::Uint8, vec![n, h as i64, w as i64]);
+                (n, labels, boxes, masks)
+            })
+            .collect();
+        let device_bytes = upload(Tensor::from_slice(&packed.bytes), device);
+        let images = Packed::view(&device_bytes, &images);
+        let targets = parts
+            .into_iter()
+            .map(|(n, labels, boxes, masks)| ImageTargets {
+                labels: Packed::view(&device_bytes, &labels),
+                boxes: Packed::view(&device_bytes, &boxes),
+                masks: Packed::view(&device_bytes, &masks).to_kind(Kind::Float),
+                len: n,
+            })
             .collect();
         StepInput { images, targets }
     }
@@ -49,9 +75,56 @@ impl StepInput {
     }
 }
 
-fn image_targets(t: &Target, device: Device) -> ImageTargets {
-    let n = t.labels.len() as i64;
-    let boxes: Vec<f32> = t.boxes.iter().flatten().copied().collect();
+/// Host tensors of several dtypes packed into one byte buffer (each section 8-byte aligned,
+/// as reinterpreting bytes as int64 needs), so they cross to the device in one copy.
+#[derive(Default)]
+struct Packed {
+    bytes: Vec<u8>,
+}
+
+/// Where one tensor lies in a [`Packed`] buffer.
+struct Section {
+    offset: i64,
+    len: i64,
+    kind: Kind,
+    shape: Vec<i64>,
+}
+
+impl Packed {
+    fn push(&mut self, data: Vec<u8>, kind: Kind, shape: Vec<i64>) -> Section {
+        while !self.bytes.len().is_multiple_of(8) {
+            self.bytes.push(0);
+        }
+        let offset = self.bytes.len() as i64;
+        let len = data.len() as i64;
+        self.bytes.extend(data);
+        Section {
+            offset,
+            len,
+            kind,
+            shape,
+        }
+    }
+
+    /// The section's tensor as a view of the uploaded buffer.
+    fn view(buffer: &Tensor, s: &Section) -> Tensor {
+        let raw = buffer.narrow(0, s.offset, s.len);
+        let typed = if s.kind == Kind::Uint8 {
+            raw
+        } else {
+            raw.view_dtype(s.kind)
+        };
+        typed.view(s.shape.as_slice())
+    }
+}
+
+fn bytes_of_f32(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+}
+
+/// The instance masks of `t` as 0/1 bytes [T, H, W] (H, W of the first mask; a mask of
+/// another size is left empty) and that size.
+fn mask_bytes(t: &Target) -> (usize, usize, Vec<u8>) {
     let (h, w) = t
         .masks
         .first()
@@ -60,21 +133,12 @@ fn image_targets(t: &Target, device: Device) -> ImageTargets {
     let mut masks = Vec::with_capacity(t.masks.len() * h * w);
     for m in &t.masks {
         if (m.height, m.width) == (h, w) {
-            masks.extend(m.data.iter().map(|&v| if v != 0 { 1u8 } else { 0 }));
+            masks.extend(m.data.iter().map(|&v| u8::from(v != 0)));
         } else {
             masks.extend(std::iter::repeat_n(0u8, h * w));
         }
     }
-    ImageTargets {
-        labels: upload(Tensor::from_slice(&t.labels), device),
-        boxes: upload(Tensor::from_slice(&boxes).view([n, 4]), device),
-        masks: upload(
-            Tensor::from_slice(&masks).view([n, h as i64, w as i64]),
-            device,
-        )
-        .to_kind(Kind::Float),
-        len: n,
-    }
+    (h, w, masks)
 }
 
 /// `data` as an int64 tensor on `device`. On a GPU the copy goes through pinned memory without
