@@ -7,7 +7,7 @@ use foldhash::{HashMap, HashMapExt};
 use std::io;
 use std::sync::Mutex;
 
-use crate::disk::{Digest, Disk};
+use crate::disk::{Digest, Disk, FileMeta};
 use crate::graph::Input;
 use crate::state::FileRecord;
 
@@ -37,15 +37,28 @@ impl<'a> Digester<'a> {
         let Some(meta) = self.disk.stat(path)? else {
             return Ok(None);
         };
+        self.file_with_meta(path, meta).map(Some)
+    }
+
+    /// The digest known for a file with this metadata, if any.
+    fn known(&self, path: &str, meta: &FileMeta) -> Option<Digest> {
         if let Some((r, _)) = self.fresh.lock().unwrap().get(path)
-            && r.meta == meta
+            && r.meta == *meta
         {
-            return Ok(Some(r.digest.clone()));
+            return Some(r.digest.clone());
         }
         if let Some(r) = self.cache.get(path)
-            && r.meta == meta
+            && r.meta == *meta
         {
-            return Ok(Some(r.digest.clone()));
+            return Some(r.digest.clone());
+        }
+        None
+    }
+
+    /// A regular file's digest, given the metadata just read for it.
+    fn file_with_meta(&self, path: &str, meta: FileMeta) -> io::Result<Digest> {
+        if let Some(d) = self.known(path, &meta) {
+            return Ok(d);
         }
         let digest = self.disk.hash_file(path)?;
         // A file that changed while it was hashed must not be cached as unchanged.
@@ -62,14 +75,14 @@ impl<'a> Digester<'a> {
                 ),
             );
         }
-        Ok(Some(digest))
+        Ok(digest)
     }
 
     /// A file's digest, or a directory's: blake3 over its files' relative paths and digests.
     pub fn path(&self, path: &str) -> io::Result<Option<Digest>> {
         match self.disk.stat(path)? {
             None => Ok(None),
-            Some(m) if !m.is_dir => self.file(path),
+            Some(m) if !m.is_dir => self.file_with_meta(path, m).map(Some),
             Some(_) => {
                 let mut h = blake3::Hasher::new();
                 for f in self.disk.walk(path)? {
@@ -98,7 +111,11 @@ impl<'a> Digester<'a> {
                     ));
                 }
                 Some(m) if m.is_dir => self.disk.walk(&input.path)?,
-                Some(_) => vec![input.path.clone()],
+                Some(m) => {
+                    let d = self.file_with_meta(&input.path, m)?;
+                    out.insert(input.path.clone(), d);
+                    return Ok(());
+                }
             }
         };
         for f in files {
@@ -107,6 +124,26 @@ impl<'a> Digester<'a> {
             }
         }
         Ok(())
+    }
+
+    /// As [`Digester::input`], but a plain file whose metadata, as the graph's existence
+    /// check saw it ([`Input::seen`]), has a known digest is not stated again: for planning,
+    /// which follows that check at once. Anything else (a file not seen or changed since, to
+    /// be hashed) goes to the disk; a run digests its inputs anew when it starts.
+    pub fn input_as_seen(
+        &self,
+        input: &Input,
+        out: &mut BTreeMap<String, Digest>,
+    ) -> io::Result<()> {
+        if let Some(meta) = &input.seen
+            && !input.glob
+            && !meta.is_dir
+            && let Some(d) = self.known(&input.path, meta)
+        {
+            out.insert(input.path.clone(), d);
+            return Ok(());
+        }
+        self.input(input, out)
     }
 
     /// Cache entries hashed since the last call, to be appended to the journal.

@@ -35,11 +35,16 @@ pub trait Disk: Sync {
 /// The real filesystem under a project root.
 pub struct RealDisk {
     root: PathBuf,
+    /// The root directory, opened once: stats resolve project-relative paths from it
+    /// (`fstatat`) instead of walking the root's absolute path again for every file.
+    root_fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl RealDisk {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        RealDisk { root: root.into() }
+        let root = root.into();
+        let root_fd = open_dir(&root);
+        RealDisk { root, root_fd }
     }
 
     fn abs(&self, path: &str) -> PathBuf {
@@ -82,8 +87,55 @@ pub fn hash_path(path: &Path) -> io::Result<Digest> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// Opens a directory for `fstatat`; `None` where that is not possible (stats then use paths).
+fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path; the returned descriptor is owned here.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: a non-negative `fd` was just opened and is owned by nobody else.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `stat` of `path` relative to the directory `dir` (following symlinks, as `meta_of`).
+fn meta_at(dir: &std::os::fd::OwnedFd, path: &str) -> Option<io::Result<Option<FileMeta>>> {
+    use std::os::fd::AsRawFd;
+    let c = std::ffi::CString::new(path).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `c` is NUL-terminated, `st` is writable memory of the right type, and `dir`
+    // is an open descriptor for the call's duration.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), 0) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Some(match e.kind() {
+            io::ErrorKind::NotFound => Ok(None),
+            _ => Err(e),
+        });
+    }
+    // SAFETY: fstatat succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Some(Ok(Some(FileMeta {
+        size: st.st_size as u64,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+        inode: st.st_ino,
+        is_dir: st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+    })))
+}
+
 impl Disk for RealDisk {
     fn stat(&self, path: &str) -> io::Result<Option<FileMeta>> {
+        if let Some(fd) = &self.root_fd
+            && let Some(meta) = meta_at(fd, path)
+        {
+            return meta;
+        }
         meta_of(&self.abs(path))
     }
 
@@ -144,6 +196,26 @@ impl Disk for RealDisk {
 /// True when a path contains glob syntax.
 pub fn is_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_relative_to_the_root_match_stats_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a.txt"), b"abc").unwrap();
+        let disk = RealDisk::new(dir.path());
+        assert!(disk.root_fd.is_some());
+        for p in ["sub/a.txt", "sub", "sub/missing", "missing/a.txt"] {
+            let by_path = meta_of(&dir.path().join(p)).unwrap();
+            assert_eq!(disk.stat(p).unwrap(), by_path, "{p}");
+        }
+        assert!(disk.stat("sub").unwrap().unwrap().is_dir);
+        assert_eq!(disk.stat("sub/a.txt").unwrap().unwrap().size, 3);
+    }
 }
 
 #[cfg(test)]

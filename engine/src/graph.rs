@@ -27,6 +27,9 @@ pub struct Input {
     /// Set when the path is an output of a referenced upstream instance: it then enters
     /// the key through that upstream's output digests, not as an input.
     pub produced_by: Option<NodeId>,
+    /// What the graph's existence check found at `path` (a file or directory that no node
+    /// produces): the planner digests from it instead of asking the disk again.
+    pub seen: Option<crate::disk::FileMeta>,
 }
 
 /// One runnable instance of a node.
@@ -199,6 +202,7 @@ impl<'a> Builder<'a> {
         for idx in self.spec_order() {
             self.expand(idx)?;
         }
+        tracing::debug!(instances = self.nodes.len(), "expanded");
         let mut ids: HashMap<String, NodeId> = HashMap::with_capacity(self.nodes.len());
         for (i, n) in self.nodes.iter().enumerate() {
             if let Some(&first) = ids.get(&n.id) {
@@ -223,6 +227,7 @@ impl<'a> Builder<'a> {
             }
         }
         self.check_outputs_and_inputs(self.disk)?;
+        tracing::debug!("checked outputs and inputs");
         let mut by_name: HashMap<String, Vec<NodeId>> = HashMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
             by_name
@@ -577,6 +582,7 @@ impl<'a> Builder<'a> {
                 glob: is_glob(&path),
                 path,
                 produced_by: None,
+                seen: None,
             });
         }
         inst.inputs = inputs;
@@ -646,6 +652,7 @@ impl<'a> Builder<'a> {
                 glob: is_glob(&path),
                 path,
                 produced_by: None,
+                seen: None,
             });
         }
         inst.kind_resources = KindResources {
@@ -658,6 +665,14 @@ impl<'a> Builder<'a> {
 
     /// Normalises a path to project-relative form, refusing paths that leave the project.
     fn project_path(&self, t: &Template, path: &str, what: &str) -> Result<String, SpecError> {
+        // Already normal (relative, no `.`, `..` or empty segments): nothing to rewrite.
+        let normal = !path.starts_with('/')
+            && path
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        if normal && !(what == "output" && path.split('/').next() == Some(".cache")) {
+            return Ok(path.to_string());
+        }
         let mut parts: Vec<String> = Vec::new();
         let p = Path::new(path);
         if p.is_absolute() {
@@ -722,6 +737,7 @@ impl<'a> Builder<'a> {
             }
         }
         let mut produced: Vec<(NodeId, usize, NodeId)> = Vec::new();
+        let mut unproduced: Vec<(NodeId, usize, Span)> = Vec::new();
         for (i, n) in self.nodes.iter().enumerate() {
             let spec = &self.spec.nodes[n.spec];
             for (k, input) in n.inputs.iter().enumerate() {
@@ -754,18 +770,36 @@ impl<'a> Builder<'a> {
                     produced.push((i, k, p));
                     continue;
                 }
-                let exists = disk.stat(&input.path).ok().flatten().is_some();
-                if !exists {
-                    return Err(self.err(
-                        span,
-                        format!("input `{}` does not exist and no node produces it", input.path),
-                        "create the file, fix the path (relative to the project root), or add the node that writes it as an output",
-                    ));
-                }
+                unproduced.push((i, k, span));
             }
+        }
+        // One stat per declared input file, on every core; the first missing one is reported.
+        let seen: Vec<Option<crate::disk::FileMeta>> = {
+            use rayon::prelude::*;
+            unproduced
+                .par_iter()
+                .map(|&(i, k, _)| disk.stat(&self.nodes[i].inputs[k].path).ok().flatten())
+                .collect()
+        };
+        let missing = unproduced
+            .iter()
+            .zip(&seen)
+            .find_map(|(u, m)| m.is_none().then_some(u));
+        if let Some(&(i, k, span)) = missing {
+            return Err(self.err(
+                span,
+                format!(
+                    "input `{}` does not exist and no node produces it",
+                    self.nodes[i].inputs[k].path
+                ),
+                "create the file, fix the path (relative to the project root), or add the node that writes it as an output",
+            ));
         }
         for (i, k, p) in produced {
             self.nodes[i].inputs[k].produced_by = Some(p);
+        }
+        for ((i, k, _), meta) in unproduced.into_iter().zip(seen) {
+            self.nodes[i].inputs[k].seen = meta;
         }
         Ok(())
     }

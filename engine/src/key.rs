@@ -46,26 +46,58 @@ pub struct Manifest {
     pub upstream: BTreeMap<String, BTreeMap<String, Digest>>,
 }
 
-/// A manifest as stored with a record: kept as raw JSON and parsed only when a changed key
-/// must be explained, so loading the state of a big sweep does not parse every manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StoredManifest(Box<serde_json::value::RawValue>);
+/// A manifest as stored with a record: kept as raw JSON text and parsed only when a changed
+/// key must be explained, so loading the state of a big sweep does not parse every manifest.
+#[derive(Debug, Clone)]
+pub struct StoredManifest(Box<str>);
 
 impl StoredManifest {
     pub fn new(manifest: &Manifest) -> Self {
-        StoredManifest(serde_json::value::to_raw_value(manifest).expect("manifests serialize"))
+        StoredManifest(
+            serde_json::to_string(manifest)
+                .expect("manifests serialize")
+                .into_boxed_str(),
+        )
     }
 
     /// The manifest; an unreadable one reads as empty, which explains as "everything changed".
     pub fn parse(&self) -> Manifest {
-        serde_json::from_str(self.0.get()).unwrap_or_default()
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+
+    /// The JSON text, as the state snapshot stores it.
+    pub(crate) fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// A manifest from JSON text read back from a checksummed state snapshot. Not validated
+    /// here: [`StoredManifest::parse`] reads invalid text as empty, and serializing writes it
+    /// as `null`, so bad text can only make the instance stale, never break the journal.
+    pub(crate) fn from_text(text: String) -> Self {
+        StoredManifest(text.into_boxed_str())
     }
 }
 
-/// The hashed form: the manifest without display text, with the format version.
+impl Serialize for StoredManifest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<&serde_json::value::RawValue>(&self.0) {
+            Ok(raw) => raw.serialize(s),
+            Err(_) => s.serialize_unit(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredManifest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(StoredManifest(raw.into()))
+    }
+}
+
+/// The hashed form: the manifest without display text, with the format version. `U` is the
+/// upstream map, owned or borrowed: both serialize the same.
 #[derive(Serialize)]
-struct KeyInput<'a> {
+struct KeyInput<'a, U: Serialize> {
     format: u32,
     task: &'a str,
     task_version: u32,
@@ -73,13 +105,49 @@ struct KeyInput<'a> {
     command: &'a Option<String>,
     outputs: &'a [String],
     inputs: &'a BTreeMap<String, Digest>,
-    upstream: &'a BTreeMap<String, BTreeMap<String, Digest>>,
+    upstream: U,
+}
+
+fn hash_key(input: &impl Serialize) -> String {
+    // One buffer, one hash call: feeding blake3 serde's many tiny writes costs more.
+    let mut bytes = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut bytes, input).expect("manifests serialize");
+    blake3::hash(&bytes).to_hex().to_string()
+}
+
+/// The parts of a manifest, borrowed: the planner computes a key from them without building
+/// (and cloning into) a [`Manifest`], which it needs only when the key changed.
+pub struct KeyParts<'a> {
+    pub task: &'a str,
+    pub task_version: u32,
+    /// Canonical parameter values (as [`ParamRecord::v`]).
+    pub params: BTreeMap<&'a str, &'a serde_json::Value>,
+    pub command: &'a Option<String>,
+    pub outputs: &'a [String],
+    pub inputs: &'a BTreeMap<String, Digest>,
+    pub upstream: BTreeMap<&'a str, &'a BTreeMap<String, Digest>>,
+}
+
+impl KeyParts<'_> {
+    /// The same key as [`Manifest::key`] of the manifest with these parts.
+    pub fn key(self) -> String {
+        hash_key(&KeyInput {
+            format: KEY_FORMAT,
+            task: self.task,
+            task_version: self.task_version,
+            params: self.params,
+            command: self.command,
+            outputs: self.outputs,
+            inputs: self.inputs,
+            upstream: self.upstream,
+        })
+    }
 }
 
 impl Manifest {
     /// The node key, hex-encoded.
     pub fn key(&self) -> String {
-        let input = KeyInput {
+        hash_key(&KeyInput {
             format: KEY_FORMAT,
             task: &self.task,
             task_version: self.task_version,
@@ -92,10 +160,7 @@ impl Manifest {
             outputs: &self.outputs,
             inputs: &self.inputs,
             upstream: &self.upstream,
-        };
-        // One buffer, one hash call: feeding blake3 serde's many tiny writes costs more.
-        let bytes = serde_json::to_vec(&input).expect("manifests serialize");
-        blake3::hash(&bytes).to_hex().to_string()
+        })
     }
 }
 
@@ -131,6 +196,21 @@ mod tests {
             m.key(),
             "a8307ef69f256c7666bef297b8ba70c55dca0cede51276c77baaf552f8e6098b"
         );
+    }
+
+    #[test]
+    fn borrowed_parts_give_the_manifest_key() {
+        let m = manifest(&[("training.lr", "1.0e-4"), ("model_size", "nano")]);
+        let parts = KeyParts {
+            task: &m.task,
+            task_version: m.task_version,
+            params: m.params.iter().map(|(k, p)| (k.as_str(), &p.v)).collect(),
+            command: &m.command,
+            outputs: &m.outputs,
+            inputs: &m.inputs,
+            upstream: m.upstream.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        };
+        assert_eq!(parts.key(), m.key());
     }
 
     #[test]

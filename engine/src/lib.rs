@@ -25,6 +25,7 @@ pub mod run;
 pub mod scheduler;
 pub mod slurm;
 pub mod slurm_config;
+pub mod snapshot;
 pub mod state;
 pub mod submit;
 pub mod task;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::digest::Digester;
 use crate::graph::{Graph, NodeId};
-use crate::key::{Manifest, ParamRecord};
+use crate::key::{KeyParts, Manifest, ParamRecord};
 use crate::state::{NodeRecord, RunStatus, State};
 
 /// How one declared file differs from the last run.
@@ -230,6 +230,45 @@ pub fn manifest(
     })
 }
 
+/// The key [`manifest`] would give, computed from borrowed parts (no manifest is built).
+fn key(graph: &Graph, id: NodeId, state: &State, digester: &Digester<'_>) -> io::Result<String> {
+    static NO_OUTPUTS: BTreeMap<String, crate::disk::Digest> = BTreeMap::new();
+    let inst = &graph.nodes[id];
+    let spec = graph.node_spec(id);
+    let mut inputs = BTreeMap::new();
+    for input in inst.inputs.iter().filter(|i| i.produced_by.is_none()) {
+        digester.input_as_seen(input, &mut inputs)?;
+    }
+    let values: Vec<(&str, serde_json::Value)> = inst
+        .params
+        .iter()
+        .map(|(k, p)| (k.as_str(), ParamRecord::new(&p.value, "").v))
+        .collect();
+    let upstream = inst
+        .deps
+        .iter()
+        .map(|&d| {
+            let dep = &graph.nodes[d];
+            let outputs = state
+                .nodes
+                .get(&dep.id)
+                .filter(|r| r.status == RunStatus::Ok)
+                .map_or(&NO_OUTPUTS, |r| &r.outputs);
+            (dep.id.as_str(), outputs)
+        })
+        .collect();
+    Ok(KeyParts {
+        task: &spec.task,
+        task_version: spec.task_version,
+        params: values.iter().map(|(k, v)| (*k, v)).collect(),
+        command: &inst.command,
+        outputs: &inst.outputs,
+        inputs: &inputs,
+        upstream,
+    }
+    .key())
+}
+
 /// Why an instance with this manifest is stale against its record; empty when fresh.
 pub fn reasons(
     graph: &Graph,
@@ -260,6 +299,34 @@ pub fn reasons(
             diff
         });
     }
+    output_reasons(graph, id, record, digester)
+}
+
+/// Whether an instance with this manifest is fresh against its record: [`reasons`] without
+/// explaining a changed key (which parses the recorded manifest, large for a gather).
+pub fn is_fresh(
+    graph: &Graph,
+    id: NodeId,
+    current: &Manifest,
+    record: Option<&NodeRecord>,
+    digester: &Digester<'_>,
+) -> io::Result<bool> {
+    match record {
+        Some(r) if r.status == RunStatus::Ok && current.key() == r.key => {
+            Ok(output_reasons(graph, id, r, digester)?.is_empty())
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Why an instance whose key matches its record is stale: a declared output is missing or
+/// differs from what was recorded. Empty when fresh.
+fn output_reasons(
+    graph: &Graph,
+    id: NodeId,
+    record: &NodeRecord,
+    digester: &Digester<'_>,
+) -> io::Result<Vec<Reason>> {
     for path in &graph.nodes[id].outputs {
         match digester.path(path)? {
             None => return Ok(vec![Reason::OutputMissing { path: path.clone() }]),
@@ -360,6 +427,7 @@ pub fn plan(
     use rayon::prelude::*;
     let mut decisions: Vec<Option<Decision>> = vec![None; graph.nodes.len()];
     for group in graph.groups() {
+        let group_len = group.len();
         let decided: Vec<(NodeId, Decision)> = group
             .into_par_iter()
             .filter(|&id| selected[id])
@@ -368,6 +436,7 @@ pub fn plan(
         for (id, d) in decided {
             decisions[id] = Some(d);
         }
+        tracing::debug!(instances = group_len, "planned a node's instances");
     }
     Ok(Plan { decisions })
 }
@@ -409,8 +478,21 @@ fn decide(
             upstream: stale_ups,
         });
     } else {
-        let m = manifest(graph, id, state, digester)?;
-        reasons_now.extend(reasons(graph, id, &m, state.nodes.get(&inst.id), digester)?);
+        match state.nodes.get(&inst.id) {
+            Some(record)
+                if record.status == RunStatus::Ok
+                    && key(graph, id, state, digester)? == record.key =>
+            {
+                reasons_now.extend(output_reasons(graph, id, record, digester)?);
+            }
+            // Never ran: nothing to compare a manifest with (and no input worth hashing
+            // before the run, which hashes them itself).
+            None => reasons_now.push(Reason::New),
+            record => {
+                let m = manifest(graph, id, state, digester)?;
+                reasons_now.extend(reasons(graph, id, &m, record, digester)?);
+            }
+        }
     }
     Ok(if reasons_now.is_empty() {
         Decision::Fresh

@@ -220,10 +220,10 @@ pub async fn execute(
             let manifest =
                 plan::manifest(graph, id, state, digester).map_err(|e| digest_err(&inst.id, e))?;
             if !is_forced(plan, id) {
-                let reasons =
-                    plan::reasons(graph, id, &manifest, state.nodes.get(&inst.id), digester)
+                let fresh =
+                    plan::is_fresh(graph, id, &manifest, state.nodes.get(&inst.id), digester)
                         .map_err(|e| digest_err(&inst.id, e))?;
-                if reasons.is_empty() {
+                if fresh {
                     tracing::debug!(node = %inst.id, "fresh after its upstreams ran");
                     sched.finish(id, Outcome::UpToDate);
                     done += 1;

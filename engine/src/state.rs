@@ -11,6 +11,9 @@ use crate::disk::{Digest, FileMeta};
 use crate::journal::{Entry, Journal, JournalError, LoadReport};
 use crate::key::StoredManifest;
 
+/// Bytes of journal JSON parsed by one load above which [`State::load`] writes a snapshot.
+const SNAPSHOT_AFTER: u64 = 2 << 20;
+
 /// How a recorded run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,19 +117,27 @@ impl State {
     }
 
     /// Loads the journal under `cache_dir`, cutting a torn tail and compacting when most
-    /// entries are superseded. Used by commands that will write.
+    /// entries are superseded. Used by commands that will write. When much of the journal
+    /// had to be parsed as JSON, leaves a binary snapshot of the state for the next load.
     pub fn load(cache_dir: &Path) -> Result<State, JournalError> {
         let journal = Journal::new(cache_dir);
-        let mut report = journal.load()?;
-        if report.valid_len < report.total_len {
-            report = journal.repair()?;
-        }
-        let mut state = State::from_report(report);
+        let (mut state, mut parsed) = match State::from_snapshot(cache_dir, &journal)? {
+            Some(loaded) => loaded,
+            None => {
+                let mut report = journal.load()?;
+                if report.valid_len < report.total_len {
+                    report = journal.repair()?;
+                }
+                let parsed = report.total_len;
+                (State::from_report(report), parsed)
+            }
+        };
         let live = state.nodes.len() + state.files.len() + state.jobs.len();
         tracing::debug!(
             entries = state.journal_entries,
             live,
             dropped = state.dropped,
+            parsed,
             "journal loaded"
         );
         if state.journal_entries > 2 * live + 1000 {
@@ -138,15 +149,64 @@ impl State {
                 fresh.entries()
             })?;
             let dropped = state.dropped;
-            state = State::from_report(journal.load()?);
+            let report = journal.load()?;
+            parsed = report.total_len;
+            state = State::from_report(report);
             state.dropped += dropped;
+        }
+        if parsed > SNAPSHOT_AFTER && state.dropped == 0 {
+            // Only an accelerator: a failure costs the next load some time, nothing else.
+            if let Err(e) = state.write_snapshot(cache_dir) {
+                tracing::debug!("cannot write the state snapshot: {e}");
+            }
         }
         Ok(state)
     }
 
+    /// Writes a snapshot of this state, which must be exactly what the journal holds up to
+    /// where it was read (a freshly loaded state, before anything is applied to it).
+    pub(crate) fn write_snapshot(&self, cache_dir: &Path) -> std::io::Result<()> {
+        let mark = crate::snapshot::JournalMark {
+            inode: self.inode,
+            offset: self.offset,
+            entries: self.journal_entries as u64,
+        };
+        crate::snapshot::write(cache_dir, Journal::new(cache_dir).path(), self, mark)
+    }
+
     /// Reads the state without repairing anything, for read-only commands: never waits.
     pub fn peek(cache_dir: &Path) -> Result<State, JournalError> {
-        Ok(State::from_report(Journal::new(cache_dir).load()?))
+        let journal = Journal::new(cache_dir);
+        if let Some((state, _)) = State::from_snapshot(cache_dir, &journal)? {
+            return Ok(state);
+        }
+        Ok(State::from_report(journal.load()?))
+    }
+
+    /// The snapshot plus the journal lines after it, with the bytes of JSON parsed; `None`
+    /// when there is no usable snapshot or the journal's tail is torn (the caller then reads,
+    /// and repairs, the whole journal).
+    fn from_snapshot(
+        cache_dir: &Path,
+        journal: &Journal,
+    ) -> Result<Option<(State, u64)>, JournalError> {
+        let Some(snap) = crate::snapshot::read(cache_dir, journal.path()) else {
+            return Ok(None);
+        };
+        let report = journal.load_from(snap.mark.offset)?;
+        if report.inode != snap.mark.inode || report.valid_len < report.total_len {
+            return Ok(None);
+        }
+        let mut state = snap.state;
+        state.journal_entries = snap.mark.entries as usize + report.entries.len();
+        state.dropped = report.dropped;
+        state.offset = report.complete_len;
+        state.inode = report.inode;
+        let parsed = report.total_len.saturating_sub(snap.mark.offset);
+        for e in report.entries {
+            state.apply(e);
+        }
+        Ok(Some((state, parsed)))
     }
 
     fn from_report(report: LoadReport) -> State {
@@ -161,6 +221,12 @@ impl State {
             state.apply(e);
         }
         state
+    }
+
+    /// The state from the journal alone, ignoring any snapshot (tests compare the two).
+    #[cfg(test)]
+    pub(crate) fn from_journal_only(cache_dir: &Path) -> State {
+        State::from_report(Journal::new(cache_dir).load().unwrap())
     }
 
     /// Reads what other processes appended since the last read (all of it after a

@@ -298,6 +298,7 @@ fn read_workflow(project: &Project, workflow: &Path) -> Result<Source, Failure> 
 fn build_graph(project: &Project, source: Source, ctx: Arc<TaskContext>) -> Result<Graph, Failure> {
     let tasks = flow_tasks::builtin(ctx);
     let spec = WorkflowSpec::parse(source, &tasks).map_err(Failure::invalid)?;
+    tracing::debug!("workflow parsed");
     Graph::build(spec, &RealDisk::new(&project.root)).map_err(Failure::invalid)
 }
 

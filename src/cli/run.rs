@@ -100,6 +100,7 @@ impl RunArgs {
 }
 
 pub fn run(project: Option<&Path>, args: RunArgs) -> CmdResult {
+    tracing::debug!("started");
     let project = open_project(project, Some(&args.workflow))?;
     let source = read_workflow(&project, &args.workflow)?;
     let store = RegistryStore::new(&project.root);
@@ -130,6 +131,7 @@ pub(super) fn run_source(
             }
         });
         let graph = build_graph(project, source, ctx.clone());
+        tracing::debug!("graph built");
         (graph, state.join().expect("state loader does not panic"))
     });
     let graph = graph?;
@@ -171,6 +173,8 @@ pub(super) fn run_source(
         let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
             .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
         print_plan(&project.root, &graph, &plan, args.json);
+        drop(digester);
+        leak((graph, state, plan));
         return Ok(exit_codes::OK);
     }
 
@@ -206,6 +210,7 @@ pub(super) fn run_source(
     }
     let plan = plan::plan(&graph, &state, &digester, &selected, &forced)
         .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
+    tracing::debug!("planned");
     if slurm {
         let code = super::slurm::run(super::slurm::SlurmRun {
             project,
@@ -262,6 +267,20 @@ pub(super) fn run_source(
                 count_selected(&plan)
             );
         }
+        // Record what planning hashed (inputs whose metadata changed, same content), so
+        // the next run does not hash them again.
+        let new_files: Vec<flow_engine::journal::Entry> = digester
+            .take_new()
+            .into_iter()
+            .map(flow_engine::journal::Entry::File)
+            .collect();
+        if !new_files.is_empty()
+            && let Err(e) = flow_engine::journal::Journal::new(&cache).append(&new_files)
+        {
+            tracing::debug!("cannot record file digests: {e}");
+        }
+        drop(digester);
+        leak((graph, state, plan, files));
         return Ok(exit_codes::OK);
     }
     if !args.json {
@@ -279,6 +298,8 @@ pub(super) fn run_source(
         project, &graph, &plan, &mut state, &digester, &options, args.json,
     );
     sync_registry(project, &state, &Default::default())?;
+    drop(digester);
+    leak((graph, state, plan, files));
     let summary = summary?;
     if args.json {
         println!(
@@ -316,6 +337,12 @@ pub(super) fn run_source(
     } else {
         exit_codes::NODE_FAILED
     })
+}
+
+/// Skips freeing what the command built (tens of thousands of instances and records): the
+/// process is about to exit, and freeing it all costs more than the no-op run's own work.
+fn leak<T>(value: T) {
+    std::mem::forget(value);
 }
 
 fn count_selected(plan: &Plan) -> usize {
@@ -409,19 +436,25 @@ fn print_plan(root: &Path, graph: &Graph, plan: &Plan, json: bool) {
         println!("nothing to do: all {total} selected nodes are fresh");
         return;
     }
-    println!(
+    // One buffered writer: stdout alone writes line by line, a syscall per line of a plan
+    // that can list tens of thousands of nodes.
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let _ = writeln!(
+        out,
         "{stale} of {total} nodes would run ({} fresh):",
         total - stale
     );
     for (i, d) in plan.decisions.iter().enumerate() {
         if let Some(Decision::Stale { reasons }) = d {
-            println!("  {}", graph.nodes[i].id);
+            let _ = writeln!(out, "  {}", graph.nodes[i].id);
             for r in reasons {
-                println!("      {r}");
+                let _ = writeln!(out, "      {r}");
             }
             if let Some((_, p)) = previews.iter().find(|(n, _)| *n == i) {
-                println!("      {p}");
+                let _ = writeln!(out, "      {p}");
             }
         }
     }
+    let _ = out.flush();
 }
