@@ -194,7 +194,11 @@ fn kill_9_at_random_moments_never_leaves_a_false_success() {
     }
     let mut rng = XorShift(0x5eed_1234_abcd);
     for round in 0..20 {
+        // Every other round leaves a state snapshot at each load (a journal of any size), so
+        // kills land between snapshot writes and journal appends too.
+        let snapshot_after = if round % 2 == 0 { "0" } else { "1000000000" };
         let mut child = flow_cmd(&p, &["run", "workflows/w.yaml", "-j", "2"])
+            .env("FLOW_SNAPSHOT_AFTER_BYTES", snapshot_after)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -224,6 +228,51 @@ fn kill_9_at_random_moments_never_leaves_a_false_success() {
     }
     assert_eq!(p.read("out/compare.txt").trim(), CRASH_N.to_string());
     assert_eq!(p.ran(&[]), Vec::<String>::new());
+}
+
+#[test]
+fn a_state_snapshot_is_used_only_while_it_matches_the_journal() {
+    let p = TestProject::new();
+    p.workflow("nodes:\n  a:\n    matrix: {i: [1, 2, 3]}\n    inputs: ['p/{i}.txt']\n    run: 'cat p/{i}.txt > {outputs.0}'\n    outputs: ['out/{i}.txt']\n");
+    for i in 1..=3 {
+        p.write(&format!("p/{i}.txt"), &format!("v{i}\n"));
+    }
+    // (nodes that ran, whether the state came from the snapshot)
+    let run_traced = |p: &TestProject| {
+        let out = flow_cmd(p, &["run", "workflows/w.yaml", "--json"])
+            .env("FLOW_SNAPSHOT_AFTER_BYTES", "0")
+            .env("FLOW_LOG", "flow_engine=debug")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let summary: common::Summary =
+            serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+        let mut ran = summary.ran;
+        ran.sort();
+        (ran, stderr(&out).contains("state loaded from the snapshot"))
+    };
+    let run = |p: &TestProject| run_traced(p).0;
+    assert_eq!(run(&p).len(), 3);
+    // The first run's load found an empty journal; the next one leaves a snapshot.
+    assert_eq!(run(&p), Vec::<String>::new());
+    let snapshot = p.path(".cache/state.snapshot");
+    assert!(snapshot.exists(), "no snapshot written");
+    // Records appended after the snapshot are read from the journal.
+    p.write("p/2.txt", "changed\n");
+    assert_eq!(run_traced(&p), (vec!["a[i=2]".to_owned()], true));
+    assert_eq!(run(&p), Vec::<String>::new());
+    assert_eq!(p.read("out/2.txt"), "changed\n");
+    // A corrupt snapshot is ignored: the journal alone gives the same state.
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&snapshot, &bytes).unwrap();
+    assert_eq!(run_traced(&p), (Vec::<String>::new(), false));
+    // So is a snapshot of another journal (the journal replaced by an older copy of itself
+    // would not match its fingerprint): here the journal is removed, and everything re-runs
+    // rather than being taken from the snapshot.
+    std::fs::remove_file(p.path(".cache/journal")).unwrap();
+    assert_eq!(run(&p).len(), 3);
 }
 
 #[test]

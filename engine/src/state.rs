@@ -14,6 +14,16 @@ use crate::key::StoredManifest;
 /// Bytes of journal JSON parsed by one load above which [`State::load`] writes a snapshot.
 const SNAPSHOT_AFTER: u64 = 2 << 20;
 
+/// The journal size (bytes parsed by a load) above which a load leaves a snapshot:
+/// `FLOW_SNAPSHOT_AFTER_BYTES`, else 2 MiB. Tests set 0 to exercise snapshots on small
+/// projects.
+fn snapshot_after() -> u64 {
+    std::env::var("FLOW_SNAPSHOT_AFTER_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SNAPSHOT_AFTER)
+}
+
 /// How a recorded run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -122,7 +132,10 @@ impl State {
     pub fn load(cache_dir: &Path) -> Result<State, JournalError> {
         let journal = Journal::new(cache_dir);
         let (mut state, mut parsed) = match State::from_snapshot(cache_dir, &journal)? {
-            Some(loaded) => loaded,
+            Some(loaded) => {
+                tracing::debug!(journal_tail = loaded.1, "state loaded from the snapshot");
+                loaded
+            }
             None => {
                 let mut report = journal.load()?;
                 if report.valid_len < report.total_len {
@@ -154,7 +167,7 @@ impl State {
             state = State::from_report(report);
             state.dropped += dropped;
         }
-        if parsed > SNAPSHOT_AFTER && state.dropped == 0 {
+        if parsed > snapshot_after() && state.dropped == 0 {
             // Only an accelerator: a failure costs the next load some time, nothing else.
             if let Err(e) = state.write_snapshot(cache_dir) {
                 tracing::debug!("cannot write the state snapshot: {e}");
