@@ -412,23 +412,27 @@ fn batched_mask_losses(
         let lq = local_q.narrow(0, offset, n);
         let img = image.narrow(0, offset, n);
         offset += n;
-        let spatial = p.masks.spatial.to_kind(Kind::Float); // [B, Cm, H, W]
+        // The product runs in the pixel features' own dtype (bf16 under amp, as the
+        // reference's criterion does under autocast): an fp32 copy of [B, Cm, H, W] per output
+        // would be kept for the backward pass; only the matched masks become fp32.
+        let spatial = &p.masks.spatial; // [B, Cm, H, W]
         let cm = spatial.size()[1];
         let qf = p
             .masks
             .queries
-            .to_kind(Kind::Float)
+            .to_kind(spatial.kind())
             .view([bsz * q, cm])
             .index_select(0, &lq); // [n, Cm]
         // Every image's pixels against the matched queries, then each match's own image.
         let all = spatial
-            .view([bsz, cm, h * w])
+            .reshape([bsz, cm, h * w])
             .transpose(1, 2)
             .matmul(&qf.tr()); // [B, HW, n]
         let own = all
             .permute([2, 0, 1])
             .gather(1, &img.view([n, 1, 1]).expand([n, 1, h * w], false), false)
-            .view([n, 1, h, w]);
+            .view([n, 1, h, w])
+            .to_kind(Kind::Float);
         src.push(own + p.masks.bias.to_kind(Kind::Float));
     }
     let src = Tensor::cat(&src, 0); // [K, 1, H, W] in (output, image) order
