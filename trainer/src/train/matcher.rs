@@ -167,11 +167,21 @@ pub fn batched_cost(
         &cxcywh_to_xyxy(&tboxes),
     )
     .view([o, b, q, t]);
-    let spatial = stack(&|p| &p.masks.spatial); // [O, B, Cm, H, W]
-    let sz = spatial.size();
-    let spatial = spatial.view([o * b, sz[2], sz[3], sz[4]]);
+    // Pixel features sampled output by output (each one's fp32 copy is transient), then
+    // stacked: [O·B, Cm, P].
     let np = points.size()[1];
-    let feats = point_sample(&spatial, &points.expand([o * b, np, 2], false)); // [OB, Cm, P]
+    let feats = Tensor::cat(
+        &preds
+            .iter()
+            .map(|p| {
+                point_sample(
+                    &p.masks.spatial.to_kind(Kind::Float),
+                    &points.expand([b, np, 2], false),
+                )
+            })
+            .collect::<Vec<_>>(),
+        0,
+    );
     let queries = stack(&|p| &p.masks.queries).view([o * b, q, -1]); // [OB, Q, Cm]
     let bias = stack(&|p| &p.masks.bias).view([o, 1, 1, 1]);
     let out = (queries.bmm(&feats).view([o, b, q, np]) + bias).view([o * b * q, np]);
