@@ -485,12 +485,14 @@ impl Run {
                 let done = i as u64 + 1;
                 let eta = started.elapsed().as_secs_f64() / done as f64
                     * (per_epoch.saturating_sub(done)) as f64;
+                let images = done * u64::from(t.batch_size * t.grad_accum_steps);
                 eprintln!(
-                    "epoch {}/{} iter {done}/{per_epoch} loss {:.4} lr {:.3e} eta {}",
+                    "epoch {}/{} iter {done}/{per_epoch} loss {:.4} lr {:.3e} {:.1} img/s eta {}",
                     epoch + 1,
                     t.epochs,
                     meter.mean("loss").unwrap_or(f64::NAN),
                     base_lr * factor,
+                    images as f64 / started.elapsed().as_secs_f64().max(1e-9),
                     timedelta(eta)
                 );
             }

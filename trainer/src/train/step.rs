@@ -2,7 +2,7 @@
 //! loader batch of `batch_size × grad_accum_steps` images runs as `grad_accum_steps`
 //! forward/backward passes of `batch_size`, each loss divided by the number of passes (as the
 //! reference does), gradients accumulating in the variables. The forward runs under bf16
-//! autocast when asked (`training.amp` on CUDA); the criterion always computes in fp32. The
+//! autocast when asked (`training.amp` on CUDA); the criterion runs outside it, in fp32. The
 //! loop owns clipping, the optimizer, the schedule and the EMA.
 
 use flow_coco::dataset::Batch;
