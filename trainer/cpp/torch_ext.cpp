@@ -97,10 +97,6 @@ char *flow_clear_grads(tensor *vars, int n) {
   })
 }
 
-char *flow_foreach_zero(tensor *items, int n) {
-  GUARDED({ at::_foreach_zero_(list_of(items, n)); })
-}
-
 // Total L2 norm of `grads` (fp32, on their device) into *total; when max_norm > 0 every
 // gradient is scaled by min(1, max_norm / (norm + 1e-6)) without reading the norm back.
 char *flow_clip_grad_norm(tensor *grads, int n, double max_norm, tensor *total) {

@@ -35,7 +35,6 @@ unsafe extern "C" {
         allocated: *mut i64,
     ) -> *mut c_char;
     fn flow_cuda_reset_peak(device: i32) -> *mut c_char;
-    fn flow_foreach_zero(items: *const *const C_tensor, n: i32) -> *mut c_char;
     fn flow_clear_grads(vars: *const *const C_tensor, n: i32) -> *mut c_char;
     fn flow_clip_grad_norm(
         grads: *const *const C_tensor,
@@ -200,16 +199,6 @@ pub fn clear_grads(vars: &[Tensor]) -> Result<(), TorchExtError> {
     let p = ptrs(vars);
     // SAFETY: `p` points to live tensors for the duration of the call.
     check(unsafe { flow_clear_grads(p.as_ptr(), len_i32(p.len())) })
-}
-
-/// Zeroes every tensor of `items` in place (one multi-tensor launch).
-pub fn foreach_zero(items: &[Tensor]) -> Result<(), TorchExtError> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let p = ptrs(items);
-    // SAFETY: `p` points to live tensors for the duration of the call.
-    check(unsafe { flow_foreach_zero(p.as_ptr(), len_i32(p.len())) })
 }
 
 /// The total L2 norm of `grads` as a 0-d fp32 tensor on their device; when `max_norm > 0`

@@ -10,7 +10,7 @@
 use tch::{Kind, Reduction, Tensor};
 
 use super::boxes::{cxcywh_to_xyxy, paired_iou_giou};
-use super::matcher::{CostWeights, ImageMatch, match_outputs};
+use super::matcher::{CostWeights, ImageMatch, match_outputs, same_shapes};
 use super::points::{loss_points, point_sample, uncertain_points};
 use super::targets::ImageTargets;
 use super::targets::upload_i64;
@@ -72,9 +72,9 @@ pub struct OutputLosses {
     pub terms: [Tensor; 5],
     /// Cardinality error (logged only): mean |predicted objects − targets| per image (0-d).
     pub cardinality_error: Tensor,
-    /// Class error (logged only): 100 − top-1 accuracy on the matched queries, in percent
-    /// (0-d).
-    pub class_error: Tensor,
+    /// Class error (logged only, for the final layer): 100 − top-1 accuracy on the matched
+    /// queries, in percent (0-d); computed for the first output of a batched computation.
+    pub class_error: Option<Tensor>,
 }
 
 /// All losses of one forward pass.
@@ -115,10 +115,7 @@ impl Criterion {
         suffixes.push("_enc".to_owned());
         preds.push(&out.enc);
         let matches = match_outputs(&preds, targets, groups, &self.costs);
-        let same_shapes = preds.iter().all(|p| {
-            p.logits.size() == preds[0].logits.size() && p.masks.shape() == preds[0].masks.shape()
-        });
-        let per_output: Vec<OutputLosses> = if same_shapes {
+        let per_output: Vec<OutputLosses> = if same_shapes(&preds) {
             batched_losses(&preds, targets, &matches, num_boxes)
         } else {
             preds
@@ -134,8 +131,8 @@ impl Criterion {
         let mut weighted_terms = Vec::new();
         let mut logged = Vec::new();
         for (suffix, l) in suffixes.into_iter().zip(per_output) {
-            if suffix.is_empty() {
-                logged.push(("class_error".to_owned(), l.class_error));
+            if let Some(class_error) = l.class_error.filter(|_| suffix.is_empty()) {
+                logged.push(("class_error".to_owned(), class_error));
             }
             logged.push((format!("cardinality_error{suffix}"), l.cardinality_error));
             for (kind, t) in LOSS_KINDS.iter().zip(l.terms) {
@@ -367,11 +364,7 @@ fn batched_losses(
                 mask_dice.get(o),
             ],
             cardinality_error: cardinality.get(o),
-            class_error: if o == 0 {
-                class_error.shallow_clone()
-            } else {
-                class_error.zeros_like()
-            },
+            class_error: (o == 0).then(|| class_error.shallow_clone()),
         })
         .collect()
 }

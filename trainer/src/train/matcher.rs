@@ -124,6 +124,15 @@ pub fn match_output(
         .unwrap_or_default()
 }
 
+/// Whether every output has the first one's query count, classes and mask grid, so that
+/// their tensors stack (true of RF-DETR's outputs: the two-stage proposals are as many as the
+/// queries).
+pub fn same_shapes(preds: &[&Predictions]) -> bool {
+    preds.iter().all(|p| {
+        p.logits.size() == preds[0].logits.size() && p.masks.shape() == preds[0].masks.shape()
+    })
+}
+
 /// Elements of the largest transient [outputs·images, Q, points] tensor one batched cost
 /// computation may make (fp32: 256 MiB); more outputs are split into chunks.
 const COST_CHUNK_ELEMENTS: i64 = 64 << 20;
@@ -233,14 +242,12 @@ pub fn match_outputs(
         return Vec::new();
     };
     let (b, q, _) = first.logits.size3().unwrap_or((0, 0, 0));
-    let same_shapes = preds
-        .iter()
-        .all(|p| p.logits.size() == first.logits.size() && p.masks.shape() == first.masks.shape());
-    if total_t == 0 || !same_shapes {
-        // No target (nothing to match) or outputs of different shapes: one at a time.
-        if total_t == 0 {
-            return vec![vec![ImageMatch::default(); per_output]; preds.len()];
-        }
+    if total_t == 0 {
+        // No target: nothing to match.
+        return vec![vec![ImageMatch::default(); per_output]; preds.len()];
+    }
+    if !same_shapes(preds) {
+        // Costs of outputs of different shapes do not stack: one output at a time.
         return preds
             .iter()
             .flat_map(|p| match_outputs(&[*p], targets, groups, w))

@@ -35,23 +35,24 @@ impl StepInput {
         let plane = 3 * batch.height * batch.width;
         let mut packed = Packed::default();
         let images = packed.push(
-            bytes_of_f32(&batch.images[start * plane..(start + len) * plane]),
             Kind::Float,
             vec![len as i64, 3, batch.height as i64, batch.width as i64],
+            |out| extend_f32(out, &batch.images[start * plane..(start + len) * plane]),
         );
         let parts: Vec<_> = batch.targets[start..start + len]
             .iter()
             .map(|t| {
                 let n = t.labels.len() as i64;
-                let boxes: Vec<f32> = t.boxes.iter().flatten().copied().collect();
-                let (h, w, masks) = mask_bytes(t);
-                let labels = packed.push(
-                    t.labels.iter().flat_map(|v| v.to_ne_bytes()).collect(),
-                    Kind::Int64,
-                    vec![n],
-                );
-                let boxes = packed.push(bytes_of_f32(&boxes), Kind::Float, vec![n, 4]);
-                let masks = packed.push(masks, Kind::Uint8, vec![n, h as i64, w as i64]);
+                let labels = packed.push(Kind::Int64, vec![n], |out| {
+                    out.extend(t.labels.iter().flat_map(|v| v.to_ne_bytes()))
+                });
+                let boxes = packed.push(Kind::Float, vec![n, 4], |out| {
+                    extend_f32(out, t.boxes.as_flattened())
+                });
+                let (h, w) = mask_size(t);
+                let masks = packed.push(Kind::Uint8, vec![n, h as i64, w as i64], |out| {
+                    extend_masks(out, t, h, w)
+                });
                 (n, labels, boxes, masks)
             })
             .collect();
@@ -91,16 +92,16 @@ struct Section {
 }
 
 impl Packed {
-    fn push(&mut self, data: Vec<u8>, kind: Kind, shape: Vec<i64>) -> Section {
+    /// Appends a section of `kind` and `shape` whose bytes `write` appends.
+    fn push(&mut self, kind: Kind, shape: Vec<i64>, write: impl FnOnce(&mut Vec<u8>)) -> Section {
         while !self.bytes.len().is_multiple_of(8) {
             self.bytes.push(0);
         }
-        let offset = self.bytes.len() as i64;
-        let len = data.len() as i64;
-        self.bytes.extend(data);
+        let offset = self.bytes.len();
+        write(&mut self.bytes);
         Section {
-            offset,
-            len,
+            offset: offset as i64,
+            len: (self.bytes.len() - offset) as i64,
             kind,
             shape,
         }
@@ -118,27 +119,27 @@ impl Packed {
     }
 }
 
-fn bytes_of_f32(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+fn extend_f32(out: &mut Vec<u8>, values: &[f32]) {
+    out.extend(values.iter().flat_map(|v| v.to_ne_bytes()));
 }
 
-/// The instance masks of `t` as 0/1 bytes [T, H, W] (H, W of the first mask; a mask of
-/// another size is left empty) and that size.
-fn mask_bytes(t: &Target) -> (usize, usize, Vec<u8>) {
-    let (h, w) = t
-        .masks
+/// The size [H, W] of `t`'s instance masks: the first mask's (the image's size without any).
+fn mask_size(t: &Target) -> (usize, usize) {
+    t.masks
         .first()
         .map(|m| (m.height, m.width))
-        .unwrap_or((t.size[0].max(1), t.size[1].max(1)));
-    let mut masks = Vec::with_capacity(t.masks.len() * h * w);
+        .unwrap_or((t.size[0].max(1), t.size[1].max(1)))
+}
+
+/// The instance masks of `t` as 0/1 bytes [T, h, w] (a mask of another size is left empty).
+fn extend_masks(out: &mut Vec<u8>, t: &Target, h: usize, w: usize) {
     for m in &t.masks {
         if (m.height, m.width) == (h, w) {
-            masks.extend(m.data.iter().map(|&v| u8::from(v != 0)));
+            out.extend(m.data.iter().map(|&v| u8::from(v != 0)));
         } else {
-            masks.extend(std::iter::repeat_n(0u8, h * w));
+            out.extend(std::iter::repeat_n(0u8, h * w));
         }
     }
-    (h, w, masks)
 }
 
 /// `data` as an int64 tensor on `device`. On a GPU the copy goes through pinned memory without
