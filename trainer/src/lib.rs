@@ -3,6 +3,7 @@
 
 pub mod bench_cmd;
 pub mod config;
+pub mod device;
 pub mod eval_cmd;
 pub mod model;
 pub mod synth_cmd;

@@ -155,7 +155,7 @@ fn report(cmd: &str, r: Result<(), String>) -> ExitCode {
 }
 
 fn train(args: TrainArgs) -> Result<(), String> {
-    let device = flow_trainer::bench_cmd::parse_device(args.device.as_deref())?;
+    let device = flow_trainer::device::parse_device(args.device.as_deref())?;
     if device != Device::Cpu && !tch::Cuda::is_available() {
         return Err("--device cuda asked for, but CUDA is not available".into());
     }
@@ -163,7 +163,7 @@ fn train(args: TrainArgs) -> Result<(), String> {
         .cudnn
         .or_else(|| std::env::var("FLOW_TRAIN_CUDNN").ok())
         .unwrap_or_else(|| "on".to_owned());
-    flow_trainer::bench_cmd::apply_cudnn(device, &cudnn)?;
+    flow_trainer::device::apply_cudnn(device, &cudnn)?;
     let model_size = args
         .model_size
         .as_deref()

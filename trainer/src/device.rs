@@ -1,0 +1,29 @@
+//! The device options every training command shares: `--device cpu|cuda|cuda:N` and
+//! `--cudnn on|off` (the team's cluster runs with cuDNN disabled).
+
+/// Parses `cpu`, `cuda`, `cuda:N`, or picks cuda when available.
+pub fn parse_device(s: Option<&str>) -> Result<tch::Device, String> {
+    match s {
+        None => Ok(tch::Device::cuda_if_available()),
+        Some("cpu") => Ok(tch::Device::Cpu),
+        Some("cuda") => Ok(tch::Device::Cuda(0)),
+        Some(other) => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(tch::Device::Cuda)
+            .ok_or_else(|| format!("unknown device `{other}`: pass cpu, cuda or cuda:N")),
+    }
+}
+
+/// Applies `--cudnn on|off` (and benchmark mode with it) on a CUDA device.
+pub fn apply_cudnn(device: tch::Device, setting: &str) -> Result<(), String> {
+    let enabled = match setting {
+        "on" | "1" | "true" => true,
+        "off" | "0" | "false" => false,
+        other => return Err(format!("--cudnn {other}: expected on or off")),
+    };
+    if device != tch::Device::Cpu {
+        crate::torch_ext::configure_cudnn(enabled, enabled).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
