@@ -11,6 +11,7 @@ use crate::device::{apply_cudnn, parse_device};
 use crate::model::ModelSize;
 use crate::train::bench::{
     BenchCase, BenchRow, BenchSettings, bench_case, curve_divergence, ensure_dataset, loss_curve,
+    mode_name, precision_name,
 };
 
 /// Arguments of `flow-train bench`.
@@ -77,12 +78,8 @@ fn print_row(r: &BenchRow, json: Option<&PathBuf>) {
         r.size,
         r.resolution,
         r.batch,
-        if r.multi_scale {
-            "multi-scale"
-        } else {
-            "native"
-        },
-        if r.amp { "bf16" } else { "fp32" },
+        mode_name(r.multi_scale),
+        precision_name(r.amp),
         r.images_per_s,
         r.median_ms,
         r.peak_alloc_gib,
@@ -184,7 +181,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
                 guarded(|| loss_curve(&case, &settings, &dataset, n).map_err(|e| e.to_string()))?;
             println!(
                 "parity {}: {} steps in {:.1} s, first loss {:.4}, last loss {:.4}",
-                if amp { "bf16" } else { "fp32" },
+                precision_name(amp),
                 curve.len(),
                 started.elapsed().as_secs_f64(),
                 curve.first().copied().unwrap_or(f64::NAN),
@@ -215,8 +212,8 @@ fn bench(args: BenchArgs) -> Result<(), String> {
                     let case = BenchCase {
                         size,
                         batch,
-                        multi_scale: mode == "multi-scale",
-                        amp: precision == "bf16",
+                        multi_scale: mode == mode_name(true),
+                        amp: precision == precision_name(true),
                     };
                     let row = guarded(|| {
                         bench_case(&case, &settings, &dataset).map_err(|e| e.to_string())

@@ -32,6 +32,16 @@ pub struct BenchCase {
     pub amp: bool,
 }
 
+/// The resolution mode's name (`--modes`).
+pub fn mode_name(multi_scale: bool) -> &'static str {
+    if multi_scale { "multi-scale" } else { "native" }
+}
+
+/// The precision's name (`--precisions`).
+pub fn precision_name(amp: bool) -> &'static str {
+    if amp { "bf16" } else { "fp32" }
+}
+
 /// What one configuration measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchRow {
@@ -132,8 +142,8 @@ fn open_run(
         "{}-b{}-{}-{}{tag}",
         case.size,
         case.batch,
-        if case.multi_scale { "ms" } else { "native" },
-        if case.amp { "bf16" } else { "fp32" }
+        mode_name(case.multi_scale),
+        precision_name(case.amp)
     ));
     if dir.exists() {
         fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
@@ -194,7 +204,6 @@ pub fn bench_case(
     if let Some(i) = cuda_index(settings.device) {
         torch_ext::reset_cuda_peak(i)?;
     }
-    let profiling = std::env::var("FLOW_TRAIN_PROFILE").is_ok_and(|v| v == "1") || settings.profile;
     let mut meter = Meter::default();
     let start = Instant::now();
     let mut stamps = Vec::with_capacity(settings.steps + 1);
@@ -205,7 +214,16 @@ pub fn bench_case(
     }
     synchronize(settings.device);
     let total = start.elapsed().as_secs_f64();
-    if profiling {
+    // The peak of the timed steps, before the profiling passes below.
+    let gib = |b: i64| b as f64 / (1u64 << 30) as f64;
+    let (peak_alloc_gib, peak_reserved_gib) = match cuda_index(settings.device) {
+        Some(i) => {
+            let m = torch_ext::cuda_memory(i)?;
+            (gib(m.peak_allocated), gib(m.peak_reserved))
+        }
+        None => (0.0, 0.0),
+    };
+    if settings.profile {
         // A second, synchronised pass over the same steps, charged phase by phase.
         super::profile::enable(true);
         for i in 0..settings.steps {
@@ -225,12 +243,8 @@ pub fn bench_case(
             "{} batch {} {} {}",
             case.size,
             case.batch,
-            if case.multi_scale {
-                "multi-scale"
-            } else {
-                "native"
-            },
-            if case.amp { "bf16" } else { "fp32" }
+            mode_name(case.multi_scale),
+            precision_name(case.amp)
         );
         torch_ext::profiler_stop(summary, &title, n)?;
     }
@@ -240,14 +254,6 @@ pub fn bench_case(
         .collect();
     gaps.sort_by(f64::total_cmp);
     let median_ms = gaps.get(gaps.len() / 2).copied().unwrap_or(0.0);
-    let gib = |b: i64| b as f64 / (1u64 << 30) as f64;
-    let (peak_alloc_gib, peak_reserved_gib) = match cuda_index(settings.device) {
-        Some(i) => {
-            let m = torch_ext::cuda_memory(i)?;
-            (gib(m.peak_allocated), gib(m.peak_reserved))
-        }
-        None => (0.0, 0.0),
-    };
     Ok(BenchRow {
         size: case.size.to_string(),
         resolution: run.model_cfg.resolution,

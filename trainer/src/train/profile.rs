@@ -1,4 +1,4 @@
-//! Phase timings of the training step for `flow-train bench` (`FLOW_TRAIN_PROFILE=1`): each
+//! Phase timings of the training step for `flow-train bench --profile`: each
 //! mark synchronises the device and charges the time since the previous mark to a phase, so
 //! the sums say where a step's time goes (forward, matching and losses, backward, optimizer,
 //! EMA). Off by default: the synchronisations it adds are what the step otherwise avoids.
