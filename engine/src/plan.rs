@@ -191,6 +191,29 @@ impl Plan {
     }
 }
 
+/// What a key covers of each dependency of `id`: its recorded outputs when its last run
+/// succeeded, none otherwise.
+fn upstream_outputs<'a>(
+    graph: &'a Graph,
+    id: NodeId,
+    state: &'a State,
+) -> BTreeMap<&'a str, &'a BTreeMap<String, crate::disk::Digest>> {
+    static NO_OUTPUTS: BTreeMap<String, crate::disk::Digest> = BTreeMap::new();
+    graph.nodes[id]
+        .deps
+        .iter()
+        .map(|&d| {
+            let dep = &graph.nodes[d];
+            let outputs = state
+                .nodes
+                .get(&dep.id)
+                .filter(|r| r.status == RunStatus::Ok)
+                .map_or(&NO_OUTPUTS, |r| &r.outputs);
+            (dep.id.as_str(), outputs)
+        })
+        .collect()
+}
+
 /// Builds the manifest (and so the key) of an instance whose upstreams are all recorded.
 pub fn manifest(
     graph: &Graph,
@@ -204,17 +227,10 @@ pub fn manifest(
     for input in inst.inputs.iter().filter(|i| i.produced_by.is_none()) {
         digester.input(input, &mut inputs)?;
     }
-    let mut upstream = BTreeMap::new();
-    for &d in &inst.deps {
-        let dep = &graph.nodes[d];
-        let outputs = state
-            .nodes
-            .get(&dep.id)
-            .filter(|r| r.status == RunStatus::Ok)
-            .map(|r| r.outputs.clone())
-            .unwrap_or_default();
-        upstream.insert(dep.id.clone(), outputs);
-    }
+    let upstream = upstream_outputs(graph, id, state)
+        .into_iter()
+        .map(|(dep, outputs)| (dep.to_owned(), outputs.clone()))
+        .collect();
     Ok(Manifest {
         task: spec.task.clone(),
         task_version: spec.task_version,
@@ -232,7 +248,6 @@ pub fn manifest(
 
 /// The key [`manifest`] would give, computed from borrowed parts (no manifest is built).
 fn key(graph: &Graph, id: NodeId, state: &State, digester: &Digester<'_>) -> io::Result<String> {
-    static NO_OUTPUTS: BTreeMap<String, crate::disk::Digest> = BTreeMap::new();
     let inst = &graph.nodes[id];
     let spec = graph.node_spec(id);
     let mut inputs = BTreeMap::new();
@@ -244,19 +259,6 @@ fn key(graph: &Graph, id: NodeId, state: &State, digester: &Digester<'_>) -> io:
         .iter()
         .map(|(k, p)| (k.as_str(), ParamRecord::new(&p.value, "").v))
         .collect();
-    let upstream = inst
-        .deps
-        .iter()
-        .map(|&d| {
-            let dep = &graph.nodes[d];
-            let outputs = state
-                .nodes
-                .get(&dep.id)
-                .filter(|r| r.status == RunStatus::Ok)
-                .map_or(&NO_OUTPUTS, |r| &r.outputs);
-            (dep.id.as_str(), outputs)
-        })
-        .collect();
     Ok(KeyParts {
         task: &spec.task,
         task_version: spec.task_version,
@@ -264,7 +266,7 @@ fn key(graph: &Graph, id: NodeId, state: &State, digester: &Digester<'_>) -> io:
         command: &inst.command,
         outputs: &inst.outputs,
         inputs: &inputs,
-        upstream,
+        upstream: upstream_outputs(graph, id, state),
     }
     .key())
 }
