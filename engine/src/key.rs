@@ -94,29 +94,18 @@ impl<'de> Deserialize<'de> for StoredManifest {
     }
 }
 
-/// The hashed form: the manifest without display text, with the format version. `U` is the
-/// upstream map, owned or borrowed: both serialize the same.
+/// The hashed form: the manifest without display text, with the format version.
 #[derive(Serialize)]
-struct KeyInput<'a, U: Serialize> {
+struct KeyInput<'a> {
     format: u32,
-    task: &'a str,
-    task_version: u32,
-    params: BTreeMap<&'a str, &'a serde_json::Value>,
-    command: &'a Option<String>,
-    outputs: &'a [String],
-    inputs: &'a BTreeMap<String, Digest>,
-    upstream: U,
+    #[serde(flatten)]
+    parts: KeyParts<'a>,
 }
 
-fn hash_key(input: &impl Serialize) -> String {
-    // One buffer, one hash call: feeding blake3 serde's many tiny writes costs more.
-    let mut bytes = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut bytes, input).expect("manifests serialize");
-    blake3::hash(&bytes).to_hex().to_string()
-}
-
-/// The parts of a manifest, borrowed: the planner computes a key from them without building
-/// (and cloning into) a [`Manifest`], which it needs only when the key changed.
+/// The parts of a manifest that its key covers, borrowed: the planner computes a key from them
+/// without building (and cloning into) a [`Manifest`], which it needs only when the key
+/// changed. Serializes as the manifest's fields of the same names.
+#[derive(Serialize)]
 pub struct KeyParts<'a> {
     pub task: &'a str,
     pub task_version: u32,
@@ -131,24 +120,21 @@ pub struct KeyParts<'a> {
 impl KeyParts<'_> {
     /// The same key as [`Manifest::key`] of the manifest with these parts.
     pub fn key(self) -> String {
-        hash_key(&KeyInput {
+        // One buffer, one hash call: feeding blake3 serde's many tiny writes costs more.
+        let mut bytes = Vec::with_capacity(1024);
+        let input = KeyInput {
             format: KEY_FORMAT,
-            task: self.task,
-            task_version: self.task_version,
-            params: self.params,
-            command: self.command,
-            outputs: self.outputs,
-            inputs: self.inputs,
-            upstream: self.upstream,
-        })
+            parts: self,
+        };
+        serde_json::to_writer(&mut bytes, &input).expect("manifests serialize");
+        blake3::hash(&bytes).to_hex().to_string()
     }
 }
 
 impl Manifest {
     /// The node key, hex-encoded.
     pub fn key(&self) -> String {
-        hash_key(&KeyInput {
-            format: KEY_FORMAT,
+        KeyParts {
             task: &self.task,
             task_version: self.task_version,
             params: self
@@ -159,8 +145,9 @@ impl Manifest {
             command: &self.command,
             outputs: &self.outputs,
             inputs: &self.inputs,
-            upstream: &self.upstream,
-        })
+            upstream: self.upstream.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        }
+        .key()
     }
 }
 
