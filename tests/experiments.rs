@@ -41,6 +41,19 @@ fn json(out: &std::process::Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
+/// `flow launch --config configs/experiments/nano.yaml --executor local` plus `extra`.
+fn launch_nano(p: &TestProject, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "launch",
+        "--config",
+        "configs/experiments/nano.yaml",
+        "--executor",
+        "local",
+    ];
+    args.extend_from_slice(extra);
+    p.flow(&args)
+}
+
 fn registry(p: &TestProject) -> Vec<Value> {
     let v: Value = serde_json::from_str(&p.read("experiments/registry.json")).unwrap();
     assert_eq!(v["version"], 1);
@@ -248,17 +261,7 @@ fn launch_dry_run_shows_the_policy_per_model_size() {
 fn relaunch_is_make_like_and_new_forces_a_fresh_run() {
     let p = project();
     config(&p, "nano", "nano-baseline", "nano", "1.0e-4");
-    let launch = |extra: &[&str]| {
-        let mut args = vec![
-            "launch",
-            "--config",
-            "configs/experiments/nano.yaml",
-            "--executor",
-            "local",
-        ];
-        args.extend_from_slice(extra);
-        p.flow(&args)
-    };
+    let launch = |extra: &[&str]| launch_nano(&p, extra);
     let out = launch(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let reg = registry(&p);
@@ -398,13 +401,7 @@ fn twenty_concurrent_launches_lose_no_entry_and_share_no_id() {
 fn import_registers_run_dirs_and_a_previous_registry() {
     let p = project();
     config(&p, "nano", "nano-baseline", "nano", "1.0e-4");
-    p.flow(&[
-        "launch",
-        "--config",
-        "configs/experiments/nano.yaml",
-        "--executor",
-        "local",
-    ]);
+    launch_nano(&p, &[]);
     let id = registry(&p)[0]["id"].as_str().unwrap().to_string();
     // A run made elsewhere: its log and config copied in.
     std::fs::create_dir_all(p.path("old/run-7")).unwrap();
@@ -537,13 +534,7 @@ fn a_malformed_log_is_reported_not_fatal() {
             p.read("scripts/trainer.sh")
         ),
     );
-    let out = p.flow(&[
-        "launch",
-        "--config",
-        "configs/experiments/nano.yaml",
-        "--executor",
-        "local",
-    ]);
+    let out = launch_nano(&p, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v = json(&p.flow(&["status", "--json"]));
     let e = &v["experiments"][0];
@@ -701,13 +692,7 @@ fn adding_a_run_extracts_its_metrics_only_and_re_renders_what_changed() {
 fn a_completed_run_reached_from_another_workflow_is_not_trained_again() {
     let p = project();
     config(&p, "nano", "nano-baseline", "nano", "1.0e-4");
-    let out = p.flow(&[
-        "launch",
-        "--config",
-        "configs/experiments/nano.yaml",
-        "--executor",
-        "local",
-    ]);
+    let out = launch_nano(&p, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let id = registry(&p)[0]["id"].as_str().unwrap().to_string();
     let log = p.read(&format!("checkpoints/{id}/log.txt"));

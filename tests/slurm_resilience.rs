@@ -209,10 +209,35 @@ impl Drop for CancelLeftovers<'_> {
     }
 }
 
-fn run(p: &TestProject, extra: &[&str], limit: Duration) -> Finished {
+/// `flow run workflows/w.yaml --executor slurm --json` plus `extra`, started.
+fn start(p: &TestProject, extra: &[&str]) -> Running {
     let mut args = vec!["run", "workflows/w.yaml", "--executor", "slurm", "--json"];
     args.extend_from_slice(extra);
-    spawn(flow(p, &args)).finish(limit)
+    spawn(flow(p, &args))
+}
+
+fn run(p: &TestProject, extra: &[&str], limit: Duration) -> Finished {
+    start(p, extra).finish(limit)
+}
+
+/// Submits a short one-GPU job to the urgent partition, which preempts a job holding the GPU
+/// it needs; returns its job id.
+fn submit_urgent(c: &Cluster, p: &TestProject) -> String {
+    let urgent = tool(
+        "sbatch",
+        &[
+            "--parsable",
+            &format!("--partition={}", c.urgent_partition),
+            &format!("--account={}", c.account),
+            "--gres=gpu:a100:1",
+            "--mem=100M",
+            "--time=1",
+            &format!("--output={}", p.path("urgent-%j.log").display()),
+            "--wrap=sleep 2",
+        ],
+    );
+    assert!(urgent.status.success(), "{urgent:?}");
+    String::from_utf8_lossy(&urgent.stdout).trim().to_string()
 }
 
 fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -450,37 +475,13 @@ fn a_preempted_job_is_requeued_resumes_and_the_run_completes() {
         p: &p,
         nodes: &["train", "evaluate"],
     };
-    let flow_run = spawn(flow(
-        &p,
-        &[
-            "run",
-            "workflows/w.yaml",
-            "--executor",
-            "slurm",
-            "--json",
-            "--wait",
-        ],
-    ));
+    let flow_run = start(&p, &["--wait"]);
     wait_until(
         "train to reach its third step",
         Duration::from_secs(120),
         || p.path("hanging").exists(),
     );
-    let urgent = tool(
-        "sbatch",
-        &[
-            "--parsable",
-            &format!("--partition={}", c.urgent_partition),
-            &format!("--account={}", c.account),
-            "--gres=gpu:a100:1",
-            "--mem=100M",
-            "--time=1",
-            &format!("--output={}", p.path("urgent-%j.log").display()),
-            "--wrap=sleep 2",
-        ],
-    );
-    assert!(urgent.status.success(), "{urgent:?}");
-    let urgent = String::from_utf8_lossy(&urgent.stdout).trim().to_string();
+    let urgent = submit_urgent(c, &p);
     let r = flow_run.finish(Duration::from_secs(180));
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
@@ -523,17 +524,7 @@ fn preemptions_past_the_requeue_budget_end_in_preempted_and_a_rerun_completes() 
         p: &p,
         nodes: &["train", "evaluate"],
     };
-    let flow_run = spawn(flow(
-        &p,
-        &[
-            "run",
-            "workflows/w.yaml",
-            "--executor",
-            "slurm",
-            "--json",
-            "--wait",
-        ],
-    ));
+    let flow_run = start(&p, &["--wait"]);
     let preempt = |n: usize| {
         wait_until(
             &format!("train's run {n} to hang"),
@@ -545,20 +536,7 @@ fn preemptions_past_the_requeue_budget_end_in_preempted_and_a_rerun_completes() 
             },
         );
         std::fs::remove_file(p.path("hanging")).unwrap();
-        let urgent = tool(
-            "sbatch",
-            &[
-                "--parsable",
-                &format!("--partition={}", c.urgent_partition),
-                &format!("--account={}", c.account),
-                "--gres=gpu:a100:1",
-                "--mem=100M",
-                "--time=1",
-                &format!("--output={}", p.path("urgent-%j.log").display()),
-                "--wrap=sleep 2",
-            ],
-        );
-        assert!(urgent.status.success(), "{urgent:?}");
+        submit_urgent(c, &p);
     };
     preempt(1);
     preempt(2);
@@ -739,17 +717,7 @@ fn a_job_whose_node_goes_down_is_requeued_and_resumes() {
         p: &p,
         nodes: &["train", "evaluate"],
     };
-    let flow_run = spawn(flow(
-        &p,
-        &[
-            "run",
-            "workflows/w.yaml",
-            "--executor",
-            "slurm",
-            "--json",
-            "--wait",
-        ],
-    ));
+    let flow_run = start(&p, &["--wait"]);
     wait_until(
         "train to reach its third step",
         Duration::from_secs(120),
