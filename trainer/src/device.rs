@@ -27,3 +27,10 @@ pub fn apply_cudnn(device: tch::Device, setting: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Waits for the work queued on `device` (nothing to wait for on the CPU).
+pub fn synchronize(device: tch::Device) {
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}

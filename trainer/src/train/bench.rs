@@ -16,6 +16,7 @@ use tch::Device;
 use super::meter::Meter;
 use super::run::{Run, TrainError, TrainOptions, io_err};
 use crate::config::ExperimentConfig;
+use crate::device::synchronize;
 use crate::model::ModelSize;
 use crate::torch_ext;
 
@@ -165,12 +166,6 @@ fn open_run(
         progress: false,
     };
     Run::new(cfg, opts)
-}
-
-fn synchronize(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
 }
 
 fn cuda_index(device: Device) -> Option<usize> {

@@ -33,9 +33,7 @@ pub fn mark(device: Device, phase: &'static str) {
     if !enabled() {
         return;
     }
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
+    crate::device::synchronize(device);
     if let Ok(mut guard) = STATE.lock()
         && let Some((last, sums)) = guard.as_mut()
     {
