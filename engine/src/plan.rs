@@ -304,17 +304,18 @@ pub fn reasons(
     output_reasons(graph, id, record, digester)
 }
 
-/// Whether an instance with this manifest is fresh against its record: [`reasons`] without
-/// explaining a changed key (which parses the recorded manifest, large for a gather).
+/// Whether an instance whose current manifest has this key is fresh against its record:
+/// [`reasons`] without explaining a changed key (which parses the recorded manifest, large
+/// for a gather).
 pub fn is_fresh(
     graph: &Graph,
     id: NodeId,
-    current: &Manifest,
+    key: &str,
     record: Option<&NodeRecord>,
     digester: &Digester<'_>,
 ) -> io::Result<bool> {
     match record {
-        Some(r) if r.status == RunStatus::Ok && current.key() == r.key => {
+        Some(r) if r.status == RunStatus::Ok && key == r.key => {
             Ok(output_reasons(graph, id, r, digester)?.is_empty())
         }
         _ => Ok(false),

@@ -161,7 +161,9 @@ pub async fn execute(
     let total = want.iter().filter(|w| **w).count();
     let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
     let mut background: JoinSet<Finished> = JoinSet::new();
-    let mut manifests: BTreeMap<NodeId, crate::key::Manifest> = BTreeMap::new();
+    // Each started node's manifest with its key: a gather's manifest is large (the compare of a
+    // 10,000-point sweep serializes to ~1 MB), so its key is computed once, not per use.
+    let mut manifests: BTreeMap<NodeId, (crate::key::Manifest, String)> = BTreeMap::new();
     let mut attempts: BTreeMap<NodeId, u32> = BTreeMap::new();
     let mut held: HashMap<NodeId, Claim> = HashMap::new();
     let mut claimed: Vec<(NodeId, Claim)> = Vec::new();
@@ -219,10 +221,10 @@ pub async fn execute(
             state.refresh(&cache)?;
             let manifest =
                 plan::manifest(graph, id, state, digester).map_err(|e| digest_err(&inst.id, e))?;
+            let key = manifest.key();
             if !is_forced(plan, id) {
-                let fresh =
-                    plan::is_fresh(graph, id, &manifest, state.nodes.get(&inst.id), digester)
-                        .map_err(|e| digest_err(&inst.id, e))?;
+                let fresh = plan::is_fresh(graph, id, &key, state.nodes.get(&inst.id), digester)
+                    .map_err(|e| digest_err(&inst.id, e))?;
                 if fresh {
                     tracing::debug!(node = %inst.id, "fresh after its upstreams ran");
                     sched.finish(id, Outcome::UpToDate);
@@ -246,7 +248,7 @@ pub async fn execute(
             attempts.insert(id, attempt);
             let mut env = vec![
                 ("FLOW_NODE".to_string(), inst.id.clone()),
-                ("FLOW_KEY".to_string(), manifest.key()),
+                ("FLOW_KEY".to_string(), key.clone()),
                 ("FLOW_ATTEMPT".to_string(), attempt.to_string()),
                 (
                     "FLOW_PROJECT".to_string(),
@@ -282,7 +284,7 @@ pub async fn execute(
                 log: project.log_path(&inst.id),
                 env,
             };
-            manifests.insert(id, manifest);
+            manifests.insert(id, (manifest, key));
             held.insert(id, claim);
             tracing::debug!(node = %inst.id, command = %job.command, "starting");
             reporter.event(RunEvent::Started {
@@ -346,8 +348,7 @@ pub async fn execute(
         };
         processes -= 1;
         let inst = &graph.nodes[id];
-        let manifest = manifests.remove(&id).expect("started jobs have manifests");
-        let key = manifest.key();
+        let (manifest, key) = manifests.remove(&id).expect("started jobs have manifests");
         let mut record = NodeRecord {
             id: inst.id.clone(),
             key,
