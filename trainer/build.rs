@@ -23,6 +23,11 @@ fn main() {
     if let Some(dir) = &lib {
         compile_torch_ext(Path::new(dir));
     }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let graph_library = out.join("libflow_cuda_graph.so");
+    if !graph_library.exists() {
+        std::fs::write(&graph_library, b"").expect("OUT_DIR is writable");
+    }
 
     let version = lib
         .as_deref()
@@ -37,24 +42,78 @@ fn main() {
     println!("cargo:rustc-env=FLOW_TORCH_BUILD_VERSION={version}");
 }
 
-/// Builds the C++ shim with the include folders of the libtorch in `lib_dir/..`.
+/// Builds the C++ shims with the include folders of the libtorch in `lib_dir/..`: the general
+/// one always, the CUDA-graph one against libtorch_cuda when the CUDA headers are found (pip's
+/// `nvidia/cu*/include` next to torch, or `/usr/local/cuda/include`), else an empty file.
 fn compile_torch_ext(lib_dir: &Path) {
-    let source = "cpp/torch_ext.cpp";
-    println!("cargo:rerun-if-changed={source}");
     let Some(root) = lib_dir.parent() else {
         return;
     };
     let include = root.join("include");
-    cc::Build::new()
-        .cpp(true)
-        .pic(true)
-        .warnings(false)
-        .include(&include)
-        .include(include.join("torch/csrc/api/include"))
-        .flag("-std=c++17")
-        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
-        .flag("-DGLOG_USE_GLOG_EXPORT")
-        .opt_level(2)
-        .file(source)
-        .compile("flow_torch_ext");
+    let build = || {
+        let mut b = cc::Build::new();
+        b.cpp(true)
+            .pic(true)
+            .warnings(false)
+            .include(&include)
+            .include(include.join("torch/csrc/api/include"))
+            .flag("-std=c++17")
+            .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+            .flag("-DGLOG_USE_GLOG_EXPORT")
+            .opt_level(2);
+        b
+    };
+    for source in ["cpp/torch_ext.cpp", "cpp/cuda_graph.cpp"] {
+        println!("cargo:rerun-if-changed={source}");
+    }
+    build().file("cpp/torch_ext.cpp").compile("flow_torch_ext");
+
+    // The CUDA-graph shim links libtorch_cuda, which only GPU machines can load (its cuBLAS,
+    // cuSPARSE, ... are not installed on CPU machines): it becomes a shared library embedded
+    // in the binary and loaded at run time, after libtorch_cuda (src/cuda_graph.rs).
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let library = out.join("libflow_cuda_graph.so");
+    let cuda = cuda_include(root).filter(|_| lib_dir.join("libtorch_cuda.so").exists());
+    let built = cuda.is_some_and(|cuda| {
+        let mut graphs = build();
+        graphs.include(cuda).file("cpp/cuda_graph.cpp");
+        let objects = graphs.compile_intermediates();
+        let status = graphs
+            .get_compiler()
+            .to_command()
+            .arg("-shared")
+            .arg("-o")
+            .arg(&library)
+            .args(&objects)
+            .arg(format!("-L{}", lib_dir.display()))
+            .args(["-ltorch_cuda", "-lc10_cuda", "-ltorch_cpu", "-lc10"])
+            .status();
+        match status {
+            Ok(s) if s.success() => true,
+            other => {
+                println!("cargo:warning=CUDA graphs left out: linking the shim failed ({other:?})");
+                false
+            }
+        }
+    });
+    if !built {
+        let _ = std::fs::remove_file(&library);
+    }
+}
+
+/// The folder holding `cuda_runtime_api.h` for the torch at `torch_root`.
+fn cuda_include(torch_root: &Path) -> Option<std::path::PathBuf> {
+    let header = |dir: &Path| dir.join("cuda_runtime_api.h").exists();
+    let nvidia = torch_root.parent()?.join("nvidia");
+    let mut found: Vec<_> = std::fs::read_dir(&nvidia)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("include"))
+        .filter(|dir| header(dir))
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .or_else(|| Some(Path::new("/usr/local/cuda/include").to_path_buf()).filter(|d| header(d)))
 }

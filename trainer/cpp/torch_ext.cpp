@@ -9,6 +9,7 @@
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/CachingDeviceAllocator.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <algorithm>
@@ -94,6 +95,59 @@ char *flow_cuda_reset_peak(int device) {
 char *flow_clear_grads(tensor *vars, int n) {
   GUARDED({
     for (int i = 0; i < n; ++i) vars[i]->mutable_grad().reset();
+  })
+}
+
+// Gradients of sum_i <outputs[i], grad_outputs[i]> with respect to `inputs` (PyTorch's
+// autograd.grad with grad_outputs and allow_unused): results[i] is NULL for an input the
+// outputs do not depend on. Each gradient has its input's sizes and strides (what backward()
+// guarantees when it accumulates into .grad, and what fused AdamW requires; a matmul's
+// gradient can come out transposed). The graph of `outputs` is freed. The CUDA-graph step
+// captures this call as its backward graph.
+char *flow_autograd_grad(tensor *outputs, tensor *grad_outputs, int n, tensor *inputs, int m,
+                         tensor *results) {
+  GUARDED({
+    auto grads = torch::autograd::grad(list_of(outputs, n), list_of(inputs, m),
+                                       list_of(grad_outputs, n), false, false, true);
+    for (int i = 0; i < m; ++i) {
+      auto &g = grads[i];
+      const auto &input = *inputs[i];
+      if (g.defined() && g.strides() != input.strides()) {
+        auto laid_out = at::empty_strided(input.sizes(), input.strides(), g.options());
+        laid_out.copy_(g);
+        g = laid_out;
+      }
+      results[i] = g.defined() ? new at::Tensor(g) : nullptr;
+    }
+  })
+}
+
+// Hands `grads` (NULL entries skipped) to `vars` as their gradients. accumulate == 0: each
+// variable's gradient becomes the given tensor itself (no copy: the graphed step's gradient
+// buffers, rewritten by every replay, serve one pass per optimizer step). accumulate != 0:
+// added to the variable's gradient, or copied into a new one when it has none.
+char *flow_set_grads(tensor *vars, tensor *grads, int n, int accumulate) {
+  GUARDED({
+    std::vector<at::Tensor> add_to, add_from, copy_from;
+    std::vector<int> copy_index;
+    for (int i = 0; i < n; ++i) {
+      if (grads[i] == nullptr) continue;
+      auto &grad = vars[i]->mutable_grad();
+      if (!accumulate) {
+        grad = *grads[i];
+      } else if (grad.defined()) {
+        add_to.push_back(grad);
+        add_from.push_back(*grads[i]);
+      } else {
+        copy_from.push_back(*grads[i]);
+        copy_index.push_back(i);
+      }
+    }
+    if (!add_to.empty()) at::_foreach_add_(add_to, add_from);
+    if (!copy_from.empty()) {
+      auto copies = at::_foreach_mul(copy_from, 1.0);
+      for (size_t k = 0; k < copies.size(); ++k) vars[copy_index[k]]->mutable_grad() = copies[k];
+    }
   })
 }
 

@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// Precisions: bf16, fp32 (comma-separated).
     #[arg(long, default_value = "bf16", value_delimiter = ',')]
     pub precisions: Vec<String>,
+    /// CUDA graphs for the model's passes: on (as training runs by default), off
+    /// (comma-separated: both side by side).
+    #[arg(long, default_value = "on", value_delimiter = ',')]
+    pub graphs: Vec<String>,
     /// Timed steps per case.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -70,16 +74,26 @@ pub struct BenchArgs {
     /// bf16 from the same initial weights and data, written to `<work>/parity.csv`.
     #[arg(long)]
     pub parity_steps: Option<usize>,
+    /// Instead of timing: the first size's per-step loss over this many bf16 steps with the
+    /// passes run eagerly and replayed as CUDA graphs, written to `<work>/graph-parity.csv`.
+    #[arg(long)]
+    pub graph_parity_steps: Option<usize>,
 }
 
 fn print_row(r: &BenchRow, json: Option<&PathBuf>) {
     println!(
-        "ROW size={} res={} batch={} mode={} precision={} img/s={:.1} median_ms={:.1} peak_alloc_GiB={:.2} peak_reserved_GiB={:.2} first_step_s={:.1} loss={:.3}",
+        "ROW size={} res={} batch={} mode={} precision={} graphs={} shapes={} img/s={:.1} median_ms={:.1} peak_alloc_GiB={:.2} peak_reserved_GiB={:.2} first_step_s={:.1} loss={:.3}",
         r.size,
         r.resolution,
         r.batch,
         mode_name(r.multi_scale),
         precision_name(r.amp),
+        match (r.graphs, r.graphs_failed) {
+            (false, _) => "off",
+            (true, false) => "on",
+            (true, true) => "failed",
+        },
+        r.graph_shapes,
         r.images_per_s,
         r.median_ms,
         r.peak_alloc_gib,
@@ -166,47 +180,37 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         args.cudnn,
         dataset.display()
     );
+    let first_case = |amp: bool, graphs: bool| -> Result<BenchCase, String> {
+        Ok(BenchCase {
+            size: *sizes.first().ok_or("no size given")?,
+            batch: args.batches.first().copied().unwrap_or(4),
+            multi_scale: false,
+            amp,
+            graphs,
+        })
+    };
     if let Some(n) = args.parity_steps {
-        let size = *sizes.first().ok_or("no size given")?;
-        let mut curves = Vec::new();
-        for amp in [false, true] {
-            let case = BenchCase {
-                size,
-                batch: args.batches.first().copied().unwrap_or(4),
-                multi_scale: false,
-                amp,
-            };
-            let started = std::time::Instant::now();
-            let curve =
-                guarded(|| loss_curve(&case, &settings, &dataset, n).map_err(|e| e.to_string()))?;
-            println!(
-                "parity {}: {} steps in {:.1} s, first loss {:.4}, last loss {:.4}",
-                precision_name(amp),
-                curve.len(),
-                started.elapsed().as_secs_f64(),
-                curve.first().copied().unwrap_or(f64::NAN),
-                curve.last().copied().unwrap_or(f64::NAN)
-            );
-            curves.push(curve);
-        }
-        let mut csv = String::from("step,loss_fp32,loss_bf16\n");
-        for (i, (a, b)) in curves[0].iter().zip(&curves[1]).enumerate() {
-            csv.push_str(&format!("{},{a},{b}\n", i + 1));
-        }
-        let path = args.work.join("parity.csv");
-        std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
-        for w in [1, 10, 25] {
-            let (max, mean) = curve_divergence(&curves[0], &curves[1], w);
-            println!(
-                "parity window {w}: max relative difference {max:.4}, mean {mean:.4} ({})",
-                path.display()
-            );
-        }
-        return Ok(());
+        let cases = [
+            ("fp32", first_case(false, false)?),
+            ("bf16", first_case(true, false)?),
+        ];
+        return compare_curves(&cases, &settings, &dataset, n, "parity");
+    }
+    if let Some(n) = args.graph_parity_steps {
+        let cases = [
+            ("eager", first_case(true, false)?),
+            ("graphs", first_case(true, true)?),
+        ];
+        return compare_curves(&cases, &settings, &dataset, n, "graph-parity");
     }
     for &size in &sizes {
         for mode in &args.modes {
-            for precision in &args.precisions {
+            for (precision, graphs) in args
+                .precisions
+                .iter()
+                .flat_map(|p| args.graphs.iter().map(move |g| (p, g)))
+            {
+                let graphs = crate::device::parse_switch("--graphs", graphs)?;
                 let mut previous: Option<f64> = None;
                 for &batch in &args.batches {
                     let case = BenchCase {
@@ -214,6 +218,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
                         batch,
                         multi_scale: mode == mode_name(true),
                         amp: precision == precision_name(true),
+                        graphs,
                     };
                     let row = guarded(|| {
                         bench_case(&case, &settings, &dataset).map_err(|e| e.to_string())
@@ -242,6 +247,46 @@ fn bench(args: BenchArgs) -> Result<(), String> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Runs the two cases' loss curves over `steps` steps from the same initial weights and data,
+/// writes them to `<work>/<name>.csv` and prints their divergence over windows of 1, 10 and 25
+/// steps.
+fn compare_curves(
+    cases: &[(&str, BenchCase); 2],
+    settings: &BenchSettings,
+    dataset: &std::path::Path,
+    steps: usize,
+    name: &str,
+) -> Result<(), String> {
+    let mut curves = Vec::new();
+    for (label, case) in cases {
+        let started = std::time::Instant::now();
+        let curve =
+            guarded(|| loss_curve(case, settings, dataset, steps).map_err(|e| e.to_string()))?;
+        println!(
+            "{name} {label}: {} steps in {:.1} s, first loss {:.4}, last loss {:.4}",
+            curve.len(),
+            started.elapsed().as_secs_f64(),
+            curve.first().copied().unwrap_or(f64::NAN),
+            curve.last().copied().unwrap_or(f64::NAN)
+        );
+        curves.push(curve);
+    }
+    let mut csv = format!("step,loss_{},loss_{}\n", cases[0].0, cases[1].0);
+    for (i, (a, b)) in curves[0].iter().zip(&curves[1]).enumerate() {
+        csv.push_str(&format!("{},{a},{b}\n", i + 1));
+    }
+    let path = settings.work_dir.join(format!("{name}.csv"));
+    std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+    for w in [1, 10, 25] {
+        let (max, mean) = curve_divergence(&curves[0], &curves[1], w);
+        println!(
+            "{name} window {w}: max relative difference {max:.4}, mean {mean:.4} ({})",
+            path.display()
+        );
     }
     Ok(())
 }

@@ -17,11 +17,7 @@ pub fn parse_device(s: Option<&str>) -> Result<tch::Device, String> {
 
 /// Applies `--cudnn on|off` (and benchmark mode with it) on a CUDA device.
 pub fn apply_cudnn(device: tch::Device, setting: &str) -> Result<(), String> {
-    let enabled = match setting {
-        "on" | "1" | "true" => true,
-        "off" | "0" | "false" => false,
-        other => return Err(format!("--cudnn {other}: expected on or off")),
-    };
+    let enabled = parse_switch("--cudnn", setting)?;
     if device != tch::Device::Cpu {
         crate::torch_ext::configure_cudnn(enabled, enabled).map_err(|e| e.to_string())?;
     }
@@ -32,5 +28,14 @@ pub fn apply_cudnn(device: tch::Device, setting: &str) -> Result<(), String> {
 pub fn synchronize(device: tch::Device) {
     if let tch::Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// An `on`/`off` option's value (environment variables may also say 1/0, true/false).
+pub fn parse_switch(option: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "1" | "true" => Ok(true),
+        "off" | "0" | "false" => Ok(false),
+        other => Err(format!("{option} {other}: expected on or off")),
     }
 }

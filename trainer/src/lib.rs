@@ -3,6 +3,7 @@
 
 pub mod bench_cmd;
 pub mod config;
+pub mod cuda_graph;
 pub mod device;
 pub mod eval_cmd;
 pub mod model;

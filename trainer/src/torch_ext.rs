@@ -49,6 +49,20 @@ unsafe extern "C" {
         weight: f64,
     ) -> *mut c_char;
     fn flow_pin_memory(t: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    fn flow_autograd_grad(
+        outputs: *const *const C_tensor,
+        grad_outputs: *const *const C_tensor,
+        n: i32,
+        inputs: *const *const C_tensor,
+        m: i32,
+        results: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn flow_set_grads(
+        vars: *const *const C_tensor,
+        grads: *const *const C_tensor,
+        n: i32,
+        accumulate: i32,
+    ) -> *mut c_char;
     fn flow_profiler_start(cuda: bool) -> *mut c_char;
     fn flow_profiler_stop(
         summary_path: *const c_char,
@@ -71,7 +85,7 @@ unsafe extern "C" {
 }
 
 /// Turns the shim's returned message (NULL on success) into a result, freeing it.
-fn check(message: *mut c_char) -> Result<(), TorchExtError> {
+pub(crate) fn check(message: *mut c_char) -> Result<(), TorchExtError> {
     if message.is_null() {
         return Ok(());
     }
@@ -311,4 +325,58 @@ pub fn pin_memory(t: &Tensor) -> Result<Tensor, TorchExtError> {
     check(unsafe { flow_pin_memory(t.as_ptr(), &mut out) })?;
     // SAFETY: created by the shim, owned from here on.
     Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// The gradients of Σ⟨outputs[i], grad_outputs[i]⟩ with respect to `inputs` (`autograd.grad`
+/// with `grad_outputs`, unused inputs allowed: `None`). Frees the graph of `outputs`. The
+/// CUDA-graph step runs (and captures) its backward pass through this.
+pub fn autograd_grad(
+    outputs: &[Tensor],
+    grad_outputs: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<Option<Tensor>>, TorchExtError> {
+    if outputs.len() != grad_outputs.len() {
+        return Err(TorchExtError(format!(
+            "{} outputs but {} output gradients",
+            outputs.len(),
+            grad_outputs.len()
+        )));
+    }
+    let (o, g, i) = (ptrs(outputs), ptrs(grad_outputs), ptrs(inputs));
+    let mut results: Vec<*mut C_tensor> = vec![std::ptr::null_mut(); inputs.len()];
+    // SAFETY: the pointer arrays point to live tensors for the call; `results` has room for
+    // one pointer per input, each NULL or a new tensor whose ownership passes to us.
+    check(unsafe {
+        flow_autograd_grad(
+            o.as_ptr(),
+            g.as_ptr(),
+            len_i32(o.len()),
+            i.as_ptr(),
+            len_i32(i.len()),
+            results.as_mut_ptr(),
+        )
+    })?;
+    Ok(results
+        .into_iter()
+        // SAFETY: each non-NULL pointer is a fresh heap tensor owned by nobody else.
+        .map(|r| (!r.is_null()).then(|| unsafe { Tensor::from_ptr(r) }))
+        .collect())
+}
+
+/// Gives `vars` the gradients `grads` (`None` entries left alone): as the very tensors when
+/// `accumulate` is false (no copy; they serve until the next step drops them), else added
+/// to each variable's gradient, or copied into a new one where it has none.
+pub fn set_grads(
+    vars: &[Tensor],
+    grads: &[Option<Tensor>],
+    accumulate: bool,
+) -> Result<(), TorchExtError> {
+    let n = vars.len().min(grads.len());
+    let v = ptrs(&vars[..n]);
+    let g: Vec<*const C_tensor> = grads[..n]
+        .iter()
+        .map(|g| g.as_ref().map_or(std::ptr::null(), Tensor::as_ptr))
+        .collect();
+    // SAFETY: both arrays hold `n` pointers to live tensors (or NULL in `g`) for the call.
+    check(unsafe { flow_set_grads(v.as_ptr(), g.as_ptr(), len_i32(n), i32::from(accumulate)) })
 }

@@ -35,6 +35,7 @@ fn a_bench_case_trains_and_reports() {
         batch: 2,
         multi_scale: true,
         amp: true,
+        graphs: true,
     };
     let row = bench_case(&case, &settings(&dir), &dataset).expect("bench");
     assert_eq!(
@@ -42,6 +43,8 @@ fn a_bench_case_trains_and_reports() {
         ("tiny", 96, 2)
     );
     assert!(row.multi_scale && row.amp);
+    // CUDA graphs asked for, but the CPU runs every pass eagerly.
+    assert!(!row.graphs && !row.graphs_failed && row.graph_shapes == 0);
     assert!(row.images_per_s > 0.0 && row.median_ms > 0.0);
     assert!(row.loss.is_finite() && row.loss > 0.0);
     assert_eq!(row.peak_alloc_gib, 0.0, "no CUDA allocator on the CPU");
@@ -64,6 +67,7 @@ fn loss_curves_repeat_and_their_divergence_is_windowed() {
         batch: 2,
         multi_scale: false,
         amp: false,
+        graphs: false,
     };
     let a = loss_curve(&case, &settings(&dir), &dataset, 6).expect("curve");
     let b = loss_curve(&case, &settings(&dir), &dataset, 6).expect("curve");

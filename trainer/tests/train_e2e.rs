@@ -87,6 +87,7 @@ fn options(config: &Path, out: &Path) -> TrainOptions {
         threads: Some(1),
         epochs_limit: None,
         progress: false,
+        cuda_graphs: false,
     }
 }
 

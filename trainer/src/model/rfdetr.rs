@@ -50,6 +50,53 @@ pub struct ModelOutput {
     pub enc: Predictions,
 }
 
+impl ModelOutput {
+    /// Every tensor, in a fixed order (main, aux layers first to last, enc; per set: logits,
+    /// boxes, mask pixel features, mask query features, mask bias), for code that handles the
+    /// output as a flat list (the CUDA-graph step keeps it in static buffers).
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        std::iter::once(&self.main)
+            .chain(&self.aux)
+            .chain(std::iter::once(&self.enc))
+            .flat_map(|p| {
+                [
+                    &p.logits,
+                    &p.boxes,
+                    &p.masks.spatial,
+                    &p.masks.queries,
+                    &p.masks.bias,
+                ]
+            })
+            .collect()
+    }
+
+    /// The output [`ModelOutput::tensors`] listed, with `aux_layers` auxiliary layers; `None`
+    /// when the count does not match.
+    pub fn from_tensors(aux_layers: usize, tensors: Vec<Tensor>) -> Option<ModelOutput> {
+        if tensors.len() != 5 * (aux_layers + 2) {
+            return None;
+        }
+        let mut it = tensors.into_iter();
+        let mut next = || -> Option<Predictions> {
+            Some(Predictions {
+                logits: it.next()?,
+                boxes: it.next()?,
+                masks: MaskLogits {
+                    spatial: it.next()?,
+                    queries: it.next()?,
+                    bias: it.next()?,
+                },
+            })
+        };
+        let main = next()?;
+        let aux = (0..aux_layers)
+            .map(|_| next())
+            .collect::<Option<Vec<_>>>()?;
+        let enc = next()?;
+        Some(ModelOutput { main, aux, enc })
+    }
+}
+
 /// The model. Its variables live in the `VarStore` of the path it was built on, under the
 /// reference's names.
 #[derive(Debug)]

@@ -31,6 +31,8 @@ pub struct BenchCase {
     pub multi_scale: bool,
     /// bf16 autocast.
     pub amp: bool,
+    /// CUDA graphs for the model's passes.
+    pub graphs: bool,
 }
 
 /// The resolution mode's name (`--modes`).
@@ -56,6 +58,12 @@ pub struct BenchRow {
     pub multi_scale: bool,
     /// bf16 autocast on.
     pub amp: bool,
+    /// CUDA graphs in use (asked for, on a GPU).
+    pub graphs: bool,
+    /// CUDA graphs asked for but not used (the capture failed; the steps ran eagerly).
+    pub graphs_failed: bool,
+    /// Input shapes captured as CUDA graphs.
+    pub graph_shapes: usize,
     /// Timed steps.
     pub steps: usize,
     /// Images per second over the timed steps (device synchronised at both ends).
@@ -140,11 +148,12 @@ fn open_run(
     tag: &str,
 ) -> Result<Run, TrainError> {
     let dir = settings.work_dir.join(format!(
-        "{}-b{}-{}-{}{tag}",
+        "{}-b{}-{}-{}{}{tag}",
         case.size,
         case.batch,
         mode_name(case.multi_scale),
-        precision_name(case.amp)
+        precision_name(case.amp),
+        if case.graphs { "-graphs" } else { "" }
     ));
     if dir.exists() {
         fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
@@ -164,6 +173,7 @@ fn open_run(
         threads: Some(settings.threads),
         epochs_limit: None,
         progress: false,
+        cuda_graphs: case.graphs,
     };
     Run::new(cfg, opts)
 }
@@ -255,6 +265,9 @@ pub fn bench_case(
         batch: case.batch,
         multi_scale: case.multi_scale,
         amp: case.amp,
+        graphs: run.graphs.is_some(),
+        graphs_failed: run.graphs.as_ref().is_some_and(|g| g.failed()),
+        graph_shapes: run.graphs.as_ref().map_or(0, |g| g.shapes()),
         steps: settings.steps,
         images_per_s: (settings.steps as f64 * case.batch as f64) / total.max(1e-9),
         median_ms,

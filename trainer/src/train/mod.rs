@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod early_stop;
 pub mod ema;
 pub mod evaluate;
+pub mod graphed_step;
 pub mod hungarian;
 pub mod log_line;
 pub mod loss;

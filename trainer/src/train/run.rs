@@ -21,6 +21,7 @@ use super::checkpoint::{CheckpointError, TrainState, VERSION};
 use super::early_stop::{Decision, EarlyStopping};
 use super::ema::{self, EmaDecay};
 use super::evaluate::{EvalStepError, evaluate_model};
+use super::graphed_step::StepGraphs;
 use super::log_line::timedelta;
 use super::loss::Criterion;
 use super::meter::Meter;
@@ -59,6 +60,8 @@ pub struct TrainOptions {
     pub epochs_limit: Option<u32>,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Replay each pass's model kernels as CUDA graphs (CUDA only; see `graphed_step`).
+    pub cuda_graphs: bool,
 }
 
 /// What a finished run did.
@@ -157,6 +160,8 @@ pub(crate) struct Run {
     pub(super) state: TrainState,
     pub(super) n_parameters: i64,
     pub(super) tensorboard: Option<EventWriter>,
+    /// The captured passes when `opts.cuda_graphs` on a GPU.
+    pub(super) graphs: Option<StepGraphs>,
 }
 
 /// Trains as `opts` says; see the module docs.
@@ -186,6 +191,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
         );
         if run.cfg.training.amp && opts.device == Device::Cpu {
             eprintln!("note: training.amp applies on CUDA only; the CPU trains in fp32");
+        }
+        if opts.cuda_graphs && opts.device == Device::Cpu {
+            eprintln!("note: --cuda-graphs applies on CUDA only; the CPU runs every pass eagerly");
         }
     }
     run.train_epochs()
@@ -332,7 +340,11 @@ impl Run {
             state,
             n_parameters,
             tensorboard: None,
+            graphs: None,
         };
+        if run.opts.cuda_graphs && run.opts.device != Device::Cpu {
+            run.graphs = Some(StepGraphs::new(run.vs.trainable_variables()));
+        }
         let last = run.path(policy::LAST);
         if run.opts.resume && last.exists() {
             run.restore(&last)?;
@@ -527,6 +539,7 @@ impl Run {
             step_cfg,
             |k: usize| mix_seed(seed, step + 1, k as u64),
             meter,
+            self.graphs.as_mut(),
         )?;
         if t.clip_max_norm > 0.0 {
             let _norm = self.opt.clip_grad_norm(t.clip_max_norm)?;

@@ -9,6 +9,7 @@ use flow_coco::dataset::Batch;
 use tch::{Device, Kind};
 
 use super::evaluate::record_losses;
+use super::graphed_step::StepGraphs;
 use super::loss::Criterion;
 use super::meter::Meter;
 use super::profile;
@@ -32,6 +33,8 @@ pub struct StepConfig {
 
 /// Runs the passes of `batch`, adding their losses to `meter`. `seed_of(k)` gives libtorch's
 /// seed for pass k, so that random point sampling depends only on the position in the run.
+/// With `graphs`, passes of the captured shape replay CUDA graphs instead of launching the
+/// model's kernels one by one (same numbers; see `graphed_step`).
 pub fn train_step(
     model: &RfDetrSeg,
     criterion: &Criterion,
@@ -39,6 +42,7 @@ pub fn train_step(
     cfg: StepConfig,
     seed_of: impl Fn(usize) -> i64,
     meter: &mut Meter,
+    mut graphs: Option<&mut StepGraphs>,
 ) -> Result<(), ModelError> {
     let bs = cfg.batch_size.max(1);
     for k in 0..batch.len().div_ceil(bs) {
@@ -47,6 +51,14 @@ pub fn train_step(
         let len = bs.min(batch.len() - start);
         let input = StepInput::from_batch(batch, start, len, cfg.device);
         profile::mark(cfg.device, "upload");
+        if let Some(losses) = graphs
+            .as_deref_mut()
+            .and_then(|g| g.pass(model, criterion, &input, &cfg))
+        {
+            record_losses(meter, &losses);
+            profile::mark(cfg.device, "logging");
+            continue;
+        }
         let out = crate::torch_ext::with_autocast(cfg.device, cfg.autocast, || {
             model.forward(&input.images, Mode::Train)
         })??;
