@@ -42,15 +42,28 @@ impl<'a> Digester<'a> {
 
     /// The digest known for a file with this metadata, if any.
     fn known(&self, path: &str, meta: &FileMeta) -> Option<Digest> {
-        if let Some((r, _)) = self.fresh.lock().unwrap().get(path)
-            && r.meta == *meta
+        self.with_known(path, meta, Digest::clone)
+    }
+
+    /// `f` of the digest known for a file with this metadata, if any: no copy of it.
+    fn with_known<R>(
+        &self,
+        path: &str,
+        meta: &FileMeta,
+        f: impl FnOnce(&Digest) -> R,
+    ) -> Option<R> {
         {
-            return Some(r.digest.clone());
+            let fresh = self.fresh.lock().unwrap();
+            if let Some((r, _)) = fresh.get(path)
+                && r.meta == *meta
+            {
+                return Some(f(&r.digest));
+            }
         }
         if let Some(r) = self.cache.get(path)
             && r.meta == *meta
         {
-            return Some(r.digest.clone());
+            return Some(f(&r.digest));
         }
         None
     }
@@ -95,6 +108,22 @@ impl<'a> Digester<'a> {
                 }
                 Ok(Some(format!("tree:{}", h.finalize().to_hex())))
             }
+        }
+    }
+
+    /// Whether `path` (a file or directory) has the digest `expected`, as [`Digester::path`]
+    /// would tell; `None` when nothing exists there. A known digest is compared in place.
+    pub fn path_matches(&self, path: &str, expected: Option<&Digest>) -> io::Result<Option<bool>> {
+        match self.disk.stat(path)? {
+            None => Ok(None),
+            Some(m) if !m.is_dir => {
+                if let Some(same) = self.with_known(path, &m, |d| Some(d) == expected) {
+                    return Ok(Some(same));
+                }
+                let d = self.file_with_meta(path, m)?;
+                Ok(Some(Some(&d) == expected))
+            }
+            Some(_) => Ok(self.path(path)?.map(|d| Some(&d) == expected)),
         }
     }
 
@@ -159,5 +188,41 @@ impl<'a> Digester<'a> {
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::fake::MemDisk;
+
+    #[test]
+    fn path_matches_agrees_with_path() {
+        let disk = MemDisk::default();
+        disk.write("a.txt", b"A");
+        disk.write("d/x.txt", b"X");
+        let cache = HashMap::new();
+        let digester = Digester::new(&disk, &cache);
+        let a = digester.path("a.txt").unwrap().unwrap();
+        let dir = digester.path("d").unwrap().unwrap();
+        for (path, digest) in [("a.txt", &a), ("d", &dir)] {
+            assert_eq!(
+                digester.path_matches(path, Some(digest)).unwrap(),
+                Some(true)
+            );
+            assert_eq!(digester.path_matches(path, None).unwrap(), Some(false));
+            let other = "0".repeat(64);
+            assert_eq!(
+                digester.path_matches(path, Some(&other)).unwrap(),
+                Some(false)
+            );
+        }
+        assert_eq!(digester.path_matches("missing", Some(&a)).unwrap(), None);
+        // Not known yet: hashed, then compared.
+        disk.write("a.txt", b"B");
+        assert_eq!(
+            digester.path_matches("a.txt", Some(&a)).unwrap(),
+            Some(false)
+        );
     }
 }

@@ -50,8 +50,9 @@ pub struct Instance {
     pub deps: Vec<NodeId>,
     pub dependents: Vec<NodeId>,
     pub gpus: u32,
-    /// The task kind's SLURM layers (see [`crate::task::Resolution`]).
-    pub kind_resources: KindResources,
+    /// The task kind's SLURM layers (see [`crate::task::Resolution`]); shared by the
+    /// instances of a node that resolve to the same layers (usually all of them).
+    pub kind_resources: std::sync::Arc<KindResources>,
 }
 
 /// SLURM requests a task kind adds around the workflow's defaults.
@@ -221,8 +222,8 @@ impl<'a> Builder<'a> {
             ids.insert(n.id.clone(), i);
         }
         for i in 0..self.nodes.len() {
-            let deps = self.nodes[i].deps.clone();
-            for d in deps {
+            for k in 0..self.nodes[i].deps.len() {
+                let d = self.nodes[i].deps[k];
                 self.nodes[d].dependents.push(i);
             }
         }
@@ -470,19 +471,44 @@ impl<'a> Builder<'a> {
             ));
         }
         let names = self.display_names(combined[0].0.iter().map(|&(a, _)| a).collect());
-        // Instances of one node are independent: render them on every core.
-        let built: Vec<(Instance, Assignment)> = {
+        // Instances of one node are independent: render them on every core, straight into
+        // one vector of the exact size (a fallible collect would gather them in chunks and
+        // copy them again). The first failing combination, in order, is the error.
+        let count = combined.len();
+        let failed: std::sync::Mutex<Option<(usize, SpecError)>> = std::sync::Mutex::new(None);
+        let built: Vec<Option<(Instance, Assignment)>> = {
             use rayon::prelude::*;
             let this = &*self;
             combined
                 .into_par_iter()
-                .map(|(assign, deps)| {
-                    this.instantiate(idx, &assign, &names, deps)
-                        .map(|inst| (inst, sorted(assign)))
-                })
-                .collect::<Result<_, SpecError>>()?
+                .enumerate()
+                .map(
+                    |(k, (assign, deps))| match this.instantiate(idx, &assign, &names, deps) {
+                        Ok(inst) => Some((inst, sorted(assign))),
+                        Err(e) => {
+                            let mut first = failed.lock().unwrap_or_else(|p| p.into_inner());
+                            if first.as_ref().is_none_or(|(at, _)| k < *at) {
+                                *first = Some((k, e));
+                            }
+                            None
+                        }
+                    },
+                )
+                .collect()
         };
-        for (instance, assign) in built {
+        if let Some((_, e)) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        self.nodes.reserve_exact(count);
+        self.assignments.reserve_exact(count);
+        self.instances_of[idx].reserve_exact(count);
+        let mut shared: Option<std::sync::Arc<KindResources>> = None;
+        for (mut instance, assign) in built.into_iter().flatten() {
+            // Resolvers give each instance its own copy of what is mostly one request.
+            match &shared {
+                Some(s) if **s == *instance.kind_resources => instance.kind_resources = s.clone(),
+                _ => shared = Some(instance.kind_resources.clone()),
+            }
             let id = self.nodes.len();
             self.nodes.push(instance);
             self.assignments.push(assign);
@@ -555,10 +581,10 @@ impl<'a> Builder<'a> {
             deps,
             dependents: Vec::new(),
             gpus: node.gpus,
-            kind_resources: KindResources::default(),
+            kind_resources: no_kind_resources(),
         };
         let src = &self.spec.source;
-        let mut outputs = Vec::new();
+        let mut outputs = Vec::with_capacity(node.template.outputs.len());
         for t in &node.template.outputs {
             let path = render(
                 src,
@@ -569,7 +595,7 @@ impl<'a> Builder<'a> {
             outputs.push(self.project_path(t, &path, "output")?);
         }
         inst.outputs = outputs;
-        let mut inputs = Vec::new();
+        let mut inputs = Vec::with_capacity(node.template.inputs.len());
         for t in &node.template.inputs {
             let path = render(
                 src,
@@ -655,11 +681,14 @@ impl<'a> Builder<'a> {
                 seen: None,
             });
         }
-        inst.kind_resources = KindResources {
+        let kind = KindResources {
             over_workflow: r.resources_over_workflow,
             under_workflow: r.resources_under_workflow,
             requeue: r.requeue,
         };
+        if *inst.kind_resources != kind {
+            inst.kind_resources = std::sync::Arc::new(kind);
+        }
         Ok(())
     }
 
@@ -803,6 +832,13 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+}
+
+/// The kind resources of an instance no kind resolved: one shared value.
+fn no_kind_resources() -> std::sync::Arc<KindResources> {
+    static NONE: std::sync::LazyLock<std::sync::Arc<KindResources>> =
+        std::sync::LazyLock::new(Default::default);
+    NONE.clone()
 }
 
 fn output_span(spec: &NodeSpec) -> Span {

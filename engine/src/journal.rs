@@ -279,25 +279,33 @@ impl Journal {
 
 fn encode_line(entry: &Entry, out: &mut Vec<u8>) {
     // `crc tag json`: the tag picks the record type, so a line deserializes straight into
-    // its struct (an internally tagged enum would buffer every value first).
-    let mut body = Vec::with_capacity(256);
+    // its struct (an internally tagged enum would buffer every value first). Written in
+    // place after a placeholder for the checksum, which is filled in once the body is known.
+    let start = out.len();
+    let hint = match entry {
+        Entry::Node(r) => r.manifest.text().len(),
+        Entry::Job(r) => r.manifest.text().len(),
+        Entry::File(_) => 0,
+    };
+    out.reserve(hint + 256);
+    out.extend_from_slice(b"00000000 ");
+    let body = out.len();
     match entry {
         Entry::Node(r) => {
-            body.extend_from_slice(b"N ");
-            serde_json::to_writer(&mut body, r).expect("records serialize");
+            out.extend_from_slice(b"N ");
+            serde_json::to_writer(&mut *out, r).expect("records serialize");
         }
         Entry::File(r) => {
-            body.extend_from_slice(b"F ");
-            serde_json::to_writer(&mut body, r).expect("records serialize");
+            out.extend_from_slice(b"F ");
+            serde_json::to_writer(&mut *out, r).expect("records serialize");
         }
         Entry::Job(r) => {
-            body.extend_from_slice(b"J ");
-            serde_json::to_writer(&mut body, r).expect("records serialize");
+            out.extend_from_slice(b"J ");
+            serde_json::to_writer(&mut *out, r).expect("records serialize");
         }
     }
-    let crc = crc32fast::hash(&body);
-    out.extend_from_slice(format!("{crc:08x} ").as_bytes());
-    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out[body..]);
+    out[start..start + 8].copy_from_slice(format!("{crc:08x}").as_bytes());
     out.push(b'\n');
 }
 

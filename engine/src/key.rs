@@ -49,40 +49,56 @@ pub struct Manifest {
 /// A manifest as stored with a record: kept as raw JSON text and parsed only when a changed
 /// key must be explained, so loading the state of a big sweep does not parse every manifest.
 #[derive(Debug, Clone)]
-pub struct StoredManifest(Box<str>);
+pub struct StoredManifest(Text);
+
+/// The JSON text, known to be valid (serialized here, or checked when read from the
+/// journal) or not (read back from a snapshot), which decides whether writing it to the
+/// journal must check it first.
+#[derive(Debug, Clone)]
+enum Text {
+    Valid(Box<serde_json::value::RawValue>),
+    Unchecked(Box<str>),
+}
 
 impl StoredManifest {
     pub fn new(manifest: &Manifest) -> Self {
-        StoredManifest(
-            serde_json::to_string(manifest)
-                .expect("manifests serialize")
-                .into_boxed_str(),
-        )
+        StoredManifest(Text::Valid(
+            serde_json::value::to_raw_value(manifest).expect("manifests serialize"),
+        ))
     }
 
     /// The manifest; an unreadable one reads as empty, which explains as "everything changed".
     pub fn parse(&self) -> Manifest {
-        serde_json::from_str(&self.0).unwrap_or_default()
+        serde_json::from_str(self.text()).unwrap_or_default()
     }
 
     /// The JSON text, as the state snapshot stores it.
     pub(crate) fn text(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Text::Valid(raw) => raw.get(),
+            Text::Unchecked(text) => text,
+        }
     }
 
     /// A manifest from JSON text read back from a checksummed state snapshot. Not validated
     /// here: [`StoredManifest::parse`] reads invalid text as empty, and serializing writes it
     /// as `null`, so bad text can only make the instance stale, never break the journal.
     pub(crate) fn from_text(text: String) -> Self {
-        StoredManifest(text.into_boxed_str())
+        StoredManifest(Text::Unchecked(text.into_boxed_str()))
     }
 }
 
 impl Serialize for StoredManifest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match serde_json::from_str::<&serde_json::value::RawValue>(&self.0) {
-            Ok(raw) => raw.serialize(s),
-            Err(_) => s.serialize_unit(),
+        match &self.0 {
+            // Written as is: a gather's manifest can be megabytes, not worth parsing again.
+            Text::Valid(raw) => raw.serialize(s),
+            Text::Unchecked(text) => {
+                match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+                    Ok(raw) => raw.serialize(s),
+                    Err(_) => s.serialize_unit(),
+                }
+            }
         }
     }
 }
@@ -90,7 +106,43 @@ impl Serialize for StoredManifest {
 impl<'de> Deserialize<'de> for StoredManifest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
-        Ok(StoredManifest(raw.into()))
+        Ok(StoredManifest(Text::Valid(raw)))
+    }
+}
+
+/// A manifest's fields, borrowed: serializes exactly as the [`Manifest`] with these fields,
+/// so a record's manifest is written without first cloning a gather's upstream outputs.
+#[derive(Serialize)]
+pub struct ManifestParts<'a> {
+    pub task: &'a str,
+    pub task_version: u32,
+    pub params: BTreeMap<&'a str, ParamRecord>,
+    pub command: &'a Option<String>,
+    pub outputs: &'a [String],
+    pub inputs: &'a BTreeMap<String, Digest>,
+    pub upstream: BTreeMap<&'a str, &'a BTreeMap<String, Digest>>,
+}
+
+impl ManifestParts<'_> {
+    /// The stored form of the manifest with these parts.
+    pub fn stored(&self) -> StoredManifest {
+        StoredManifest(Text::Valid(
+            serde_json::value::to_raw_value(self).expect("manifests serialize"),
+        ))
+    }
+
+    /// The key of the manifest with these parts.
+    pub fn key(&self) -> String {
+        KeyParts {
+            task: self.task,
+            task_version: self.task_version,
+            params: self.params.iter().map(|(k, p)| (*k, &p.v)).collect(),
+            command: self.command,
+            outputs: self.outputs,
+            inputs: self.inputs,
+            upstream: self.upstream.clone(),
+        }
+        .key()
     }
 }
 
@@ -198,6 +250,46 @@ mod tests {
             upstream: m.upstream.iter().map(|(k, v)| (k.as_str(), v)).collect(),
         };
         assert_eq!(parts.key(), m.key());
+    }
+
+    #[test]
+    fn borrowed_manifest_parts_store_the_manifest_text_and_key() {
+        let mut m = manifest(&[("training.lr", "1.0e-4"), ("model_size", "nano")]);
+        m.upstream.insert(
+            "a[i=1]".to_string(),
+            [("x/\"q\".txt".to_string(), "ef".repeat(32))].into(),
+        );
+        let parts = ManifestParts {
+            task: &m.task,
+            task_version: m.task_version,
+            params: m
+                .params
+                .iter()
+                .map(|(k, p)| (k.as_str(), p.clone()))
+                .collect(),
+            command: &m.command,
+            outputs: &m.outputs,
+            inputs: &m.inputs,
+            upstream: m.upstream.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        };
+        assert_eq!(parts.stored().text(), StoredManifest::new(&m).text());
+        assert_eq!(parts.stored().parse(), m);
+        assert_eq!(parts.key(), m.key());
+    }
+
+    #[test]
+    fn stored_manifests_serialize_as_their_json_and_bad_text_as_null() {
+        let m = manifest(&[("a", "1")]);
+        let valid = StoredManifest::new(&m);
+        let json = serde_json::to_string(&valid).unwrap();
+        assert_eq!(json, serde_json::to_string(&m).unwrap());
+        let back: StoredManifest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.parse(), m);
+        let unchecked = StoredManifest::from_text(valid.text().to_string());
+        assert_eq!(serde_json::to_string(&unchecked).unwrap(), json);
+        let bad = StoredManifest::from_text("{\"task\": ".to_string());
+        assert_eq!(serde_json::to_string(&bad).unwrap(), "null");
+        assert_eq!(bad.parse(), Manifest::default());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::digest::Digester;
 use crate::graph::{Graph, NodeId};
-use crate::key::{KeyParts, Manifest, ParamRecord};
+use crate::key::{KeyParts, Manifest, ManifestParts, ParamRecord};
 use crate::state::{NodeRecord, RunStatus, State};
 
 /// How one declared file differs from the last run.
@@ -249,26 +249,80 @@ pub fn manifest(
 /// The key [`manifest`] would give, computed from borrowed parts (no manifest is built).
 fn key(graph: &Graph, id: NodeId, state: &State, digester: &Digester<'_>) -> io::Result<String> {
     let inst = &graph.nodes[id];
-    let spec = graph.node_spec(id);
     let mut inputs = BTreeMap::new();
     for input in inst.inputs.iter().filter(|i| i.produced_by.is_none()) {
         digester.input_as_seen(input, &mut inputs)?;
     }
+    Ok(key_with_inputs(graph, id, state, &inputs))
+}
+
+/// The digests of an instance's declared inputs (files, directories and globs expanded) as
+/// [`manifest`] records them, for [`key_with_inputs`] and [`manifest_parts`].
+pub fn input_digests(
+    graph: &Graph,
+    id: NodeId,
+    digester: &Digester<'_>,
+) -> io::Result<BTreeMap<String, crate::disk::Digest>> {
+    let mut inputs = BTreeMap::new();
+    for input in graph.nodes[id]
+        .inputs
+        .iter()
+        .filter(|i| i.produced_by.is_none())
+    {
+        digester.input(input, &mut inputs)?;
+    }
+    Ok(inputs)
+}
+
+/// The key of the manifest of `id` with these input digests.
+pub fn key_with_inputs(
+    graph: &Graph,
+    id: NodeId,
+    state: &State,
+    inputs: &BTreeMap<String, crate::disk::Digest>,
+) -> String {
+    let inst = &graph.nodes[id];
+    let spec = graph.node_spec(id);
     let values: Vec<(&str, serde_json::Value)> = inst
         .params
         .iter()
         .map(|(k, p)| (k.as_str(), ParamRecord::new(&p.value, "").v))
         .collect();
-    Ok(KeyParts {
+    KeyParts {
         task: &spec.task,
         task_version: spec.task_version,
         params: values.iter().map(|(k, v)| (*k, v)).collect(),
         command: &inst.command,
         outputs: &inst.outputs,
-        inputs: &inputs,
+        inputs,
         upstream: upstream_outputs(graph, id, state),
     }
-    .key())
+    .key()
+}
+
+/// The manifest of `id` with these input digests, borrowed: what [`manifest`] builds, without
+/// cloning the upstream outputs (all of a gather's).
+pub fn manifest_parts<'a>(
+    graph: &'a Graph,
+    id: NodeId,
+    state: &'a State,
+    inputs: &'a BTreeMap<String, crate::disk::Digest>,
+) -> ManifestParts<'a> {
+    let inst = &graph.nodes[id];
+    let spec = graph.node_spec(id);
+    ManifestParts {
+        task: &spec.task,
+        task_version: spec.task_version,
+        params: inst
+            .params
+            .iter()
+            .map(|(k, p)| (k.as_str(), ParamRecord::new(&p.value, &p.text)))
+            .collect(),
+        command: &inst.command,
+        outputs: &inst.outputs,
+        inputs,
+        upstream: upstream_outputs(graph, id, state),
+    }
 }
 
 /// Why an instance with this manifest is stale against its record; empty when fresh.
@@ -331,12 +385,10 @@ fn output_reasons(
     digester: &Digester<'_>,
 ) -> io::Result<Vec<Reason>> {
     for path in &graph.nodes[id].outputs {
-        match digester.path(path)? {
+        match digester.path_matches(path, record.outputs.get(path))? {
             None => return Ok(vec![Reason::OutputMissing { path: path.clone() }]),
-            Some(d) if record.outputs.get(path) != Some(&d) => {
-                return Ok(vec![Reason::OutputModified { path: path.clone() }]);
-            }
-            Some(_) => {}
+            Some(false) => return Ok(vec![Reason::OutputModified { path: path.clone() }]),
+            Some(true) => {}
         }
     }
     Ok(Vec::new())
@@ -563,6 +615,25 @@ mod tests {
         disk.write("a.out", b"A");
         disk.write("b.out", b"B");
         (disk, State::default())
+    }
+
+    #[test]
+    fn borrowed_manifest_parts_agree_with_the_manifest() {
+        let (disk, mut state) = setup();
+        let g = graph(WF, &disk);
+        plan_and_record(&g, &mut state, &disk);
+        let digester = Digester::new(&disk, &state.files);
+        for id in g.topo_order() {
+            let m = manifest(&g, id, &state, &digester).unwrap();
+            let inputs = input_digests(&g, id, &digester).unwrap();
+            let parts = manifest_parts(&g, id, &state, &inputs);
+            assert_eq!(
+                parts.stored().text(),
+                crate::key::StoredManifest::new(&m).text()
+            );
+            assert_eq!(key_with_inputs(&g, id, &state, &inputs), m.key());
+            assert_eq!(key(&g, id, &state, &digester).unwrap(), m.key());
+        }
     }
 
     #[test]

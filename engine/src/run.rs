@@ -15,6 +15,7 @@ use crate::digest::Digester;
 use crate::executor::{Executor, Job, JobResult};
 use crate::graph::{Graph, NodeId};
 use crate::journal::{Entry, Journal, JournalError};
+use crate::key::StoredManifest;
 use crate::plan::{self, Plan};
 use crate::project::Project;
 use crate::scheduler::{Limits, Outcome, Scheduler};
@@ -161,9 +162,12 @@ pub async fn execute(
     let total = want.iter().filter(|w| **w).count();
     let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
     let mut background: JoinSet<Finished> = JoinSet::new();
-    // Each started node's manifest with its key: a gather's manifest is large (the compare of a
-    // 10,000-point sweep serializes to ~1 MB), so its key is computed once, not per use.
-    let mut manifests: BTreeMap<NodeId, (crate::key::Manifest, String)> = BTreeMap::new();
+    // Each started node's stored manifest with its key: a gather's manifest is large (the
+    // compare of a 10,000-point sweep serializes to ~1 MB), so both are computed once, from
+    // borrowed parts. The manifest of a node just started is serialized once its command runs
+    // (see `record_manifests`), with the state its key was computed from.
+    let mut manifests: BTreeMap<NodeId, (Option<StoredManifest>, String)> = BTreeMap::new();
+    let mut unrecorded: Vec<(NodeId, BTreeMap<String, crate::disk::Digest>)> = Vec::new();
     let mut attempts: BTreeMap<NodeId, u32> = BTreeMap::new();
     let mut held: HashMap<NodeId, Claim> = HashMap::new();
     let mut claimed: Vec<(NodeId, Claim)> = Vec::new();
@@ -218,10 +222,11 @@ pub async fn execute(
         let mut progressed = false;
         for (id, claim) in std::mem::take(&mut claimed) {
             let inst = &graph.nodes[id];
+            record_manifests(graph, state, &mut unrecorded, &mut manifests);
             state.refresh(&cache)?;
-            let manifest =
-                plan::manifest(graph, id, state, digester).map_err(|e| digest_err(&inst.id, e))?;
-            let key = manifest.key();
+            let inputs =
+                plan::input_digests(graph, id, digester).map_err(|e| digest_err(&inst.id, e))?;
+            let key = plan::key_with_inputs(graph, id, state, &inputs);
             if !is_forced(plan, id) {
                 let fresh = plan::is_fresh(graph, id, &key, state.nodes.get(&inst.id), digester)
                     .map_err(|e| digest_err(&inst.id, e))?;
@@ -284,7 +289,8 @@ pub async fn execute(
                 log: project.log_path(&inst.id),
                 env,
             };
-            manifests.insert(id, (manifest, key));
+            manifests.insert(id, (None, key));
+            unrecorded.push((id, inputs));
             held.insert(id, claim);
             tracing::debug!(node = %inst.id, command = %job.command, "starting");
             reporter.event(RunEvent::Started {
@@ -304,6 +310,12 @@ pub async fn execute(
                     started_at,
                 }
             });
+        }
+        if !unrecorded.is_empty() {
+            // Let the commands just started spawn first: a gather's manifest takes a few
+            // milliseconds to serialize, which its command need not wait for.
+            tokio::task::yield_now().await;
+            record_manifests(graph, state, &mut unrecorded, &mut manifests);
         }
         if progressed {
             continue;
@@ -349,6 +361,7 @@ pub async fn execute(
         processes -= 1;
         let inst = &graph.nodes[id];
         let (manifest, key) = manifests.remove(&id).expect("started jobs have manifests");
+        let manifest = manifest.expect("manifests are recorded before waiting for jobs");
         let mut record = NodeRecord {
             id: inst.id.clone(),
             key,
@@ -360,7 +373,7 @@ pub async fn execute(
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             duration_ms: duration.as_millis() as u64,
-            manifest: crate::key::StoredManifest::new(&manifest),
+            manifest,
             outputs: BTreeMap::new(),
             attempt: Some(attempts.remove(&id).unwrap_or(1)),
         };
@@ -396,9 +409,12 @@ pub async fn execute(
             }
         }
         let mut entries: Vec<Entry> = digester.take_new().into_iter().map(Entry::File).collect();
-        entries.push(Entry::Node(record.clone()));
         tracing::debug!(node = %inst.id, status = ?record.status, exit = ?result.exit_code, ms = record.duration_ms, "finished");
+        entries.push(Entry::Node(record));
         let appended = journal.append(&entries)?;
+        let Some(Entry::Node(record)) = entries.pop() else {
+            unreachable!("the node's record was pushed last");
+        };
         state.skip_own(appended);
         held.remove(&id);
         let ok = record.status == RunStatus::Ok;
@@ -445,6 +461,22 @@ pub async fn execute(
     journal.sync()?;
     summary.interrupted = interrupted;
     Ok(summary)
+}
+
+/// Serializes the manifests of the nodes started since the last call, from the state their
+/// keys were computed from: called before that state changes.
+fn record_manifests(
+    graph: &Graph,
+    state: &State,
+    unrecorded: &mut Vec<(NodeId, BTreeMap<String, crate::disk::Digest>)>,
+    manifests: &mut BTreeMap<NodeId, (Option<StoredManifest>, String)>,
+) {
+    for (id, inputs) in unrecorded.drain(..) {
+        let stored = plan::manifest_parts(graph, id, state, &inputs).stored();
+        if let Some((m, _)) = manifests.get_mut(&id) {
+            *m = Some(stored);
+        }
+    }
 }
 
 fn is_forced(plan: &Plan, id: NodeId) -> bool {

@@ -38,6 +38,8 @@ pub struct JournalMark {
 pub struct Loaded {
     pub state: State,
     pub mark: JournalMark,
+    /// The snapshot file's size in bytes.
+    pub len: u64,
 }
 
 pub fn path(cache_dir: &Path) -> PathBuf {
@@ -126,7 +128,8 @@ pub fn read(cache_dir: &Path, journal: &Path) -> Option<Loaded> {
     // mapped file's content cannot change while it is read. Mapped (and populated at once)
     // rather than read: no copy, no page faults on a buffer of several megabytes.
     let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
-    let loaded = decode(&bytes)?;
+    let mut loaded = decode(&bytes)?;
+    loaded.len = bytes.len() as u64;
     let meta = std::fs::metadata(journal).ok()?;
     let mark = loaded.mark;
     if std::os::unix::fs::MetadataExt::ino(&meta) != mark.inode || meta.len() < mark.offset {
@@ -223,7 +226,11 @@ fn decode(bytes: &[u8]) -> Option<Loaded> {
     if !d.0.is_empty() {
         return None;
     }
-    Some(Loaded { state, mark })
+    Some(Loaded {
+        state,
+        mark,
+        len: bytes.len() as u64,
+    })
 }
 
 /// Writes the snapshot's fields to a file through a buffer, summing what it writes.

@@ -11,17 +11,39 @@ use crate::disk::{Digest, FileMeta};
 use crate::journal::{Entry, Journal, JournalError, LoadReport};
 use crate::key::StoredManifest;
 
-/// Bytes of journal JSON parsed by one load above which [`State::load`] writes a snapshot.
+/// Bytes of journal JSON parsed by one load above which [`State::load`] may write a snapshot.
 const SNAPSHOT_AFTER: u64 = 2 << 20;
 
-/// The journal size (bytes parsed by a load) above which a load leaves a snapshot:
-/// `FLOW_SNAPSHOT_AFTER_BYTES`, else 2 MiB. Tests set 0 to exercise snapshots on small
-/// projects.
-fn snapshot_after() -> u64 {
-    std::env::var("FLOW_SNAPSHOT_AFTER_BYTES")
+/// Entries of JSON parsed by one load above which, with over [`SNAPSHOT_AFTER`] bytes,
+/// [`State::load`] writes a snapshot. Parsing costs far more per entry than per byte: a tail
+/// of a few large records (a 10,000-way gather's manifest is ~1 MB) parses in a millisecond
+/// or two, less than writing the whole snapshot again would cost.
+const SNAPSHOT_AFTER_ENTRIES: usize = 1000;
+
+/// Whether a load that parsed `bytes` of journal JSON in `entries` entries, after a
+/// snapshot of `snapshot_len` bytes (0: none), leaves a new snapshot:
+/// `FLOW_SNAPSHOT_AFTER_BYTES` when set (bytes alone; tests set 0 to exercise snapshots on
+/// small projects), else over 2 MiB in over 1,000 entries or in more than half the
+/// snapshot's size.
+fn snapshot_due(bytes: u64, entries: usize, snapshot_len: u64) -> bool {
+    let after = std::env::var("FLOW_SNAPSHOT_AFTER_BYTES")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SNAPSHOT_AFTER)
+        .and_then(|v| v.parse::<u64>().ok());
+    snapshot_due_after(bytes, entries, snapshot_len, after)
+}
+
+fn snapshot_due_after(
+    bytes: u64,
+    entries: usize,
+    snapshot_len: u64,
+    after_bytes: Option<u64>,
+) -> bool {
+    match after_bytes {
+        Some(after) => bytes > after,
+        None => {
+            bytes > SNAPSHOT_AFTER && (entries > SNAPSHOT_AFTER_ENTRIES || bytes > snapshot_len / 2)
+        }
+    }
 }
 
 /// How a recorded run ended.
@@ -97,6 +119,15 @@ pub struct FileRecord {
     pub digest: Digest,
 }
 
+/// The journal lines read after a snapshot.
+struct Tail {
+    /// Bytes of JSON parsed.
+    bytes: u64,
+    entries: usize,
+    /// The snapshot's size.
+    snapshot_len: u64,
+}
+
 /// The persisted state, loaded into memory.
 #[derive(Debug, Default)]
 pub struct State {
@@ -131,20 +162,29 @@ impl State {
     /// had to be parsed as JSON, leaves a binary snapshot of the state for the next load.
     pub fn load(cache_dir: &Path) -> Result<State, JournalError> {
         let journal = Journal::new(cache_dir);
-        let (mut state, mut parsed) = match State::from_snapshot(cache_dir, &journal)? {
-            Some(loaded) => {
-                tracing::debug!(journal_tail = loaded.1, "state loaded from the snapshot");
-                loaded
-            }
-            None => {
-                let mut report = journal.load()?;
-                if report.valid_len < report.total_len {
-                    report = journal.repair()?;
+        // The state, with the bytes and entries of JSON parsed to load it (and the size of
+        // the snapshot it started from).
+        let (mut state, mut parsed, mut parsed_entries, snapshot_len) =
+            match State::from_snapshot(cache_dir, &journal)? {
+                Some((state, tail)) => {
+                    tracing::debug!(
+                        journal_tail = tail.bytes,
+                        tail_entries = tail.entries,
+                        "state loaded from the snapshot"
+                    );
+                    (state, tail.bytes, tail.entries, tail.snapshot_len)
                 }
-                let parsed = report.total_len;
-                (State::from_report(report), parsed)
-            }
-        };
+                None => {
+                    let mut report = journal.load()?;
+                    if report.valid_len < report.total_len {
+                        report = journal.repair()?;
+                    }
+                    let parsed = report.total_len;
+                    let state = State::from_report(report);
+                    let entries = state.journal_entries;
+                    (state, parsed, entries, 0)
+                }
+            };
         let live = state.nodes.len() + state.files.len() + state.jobs.len();
         tracing::debug!(
             entries = state.journal_entries,
@@ -165,9 +205,10 @@ impl State {
             let report = journal.load()?;
             parsed = report.total_len;
             state = State::from_report(report);
+            parsed_entries = state.journal_entries;
             state.dropped += dropped;
         }
-        if parsed > snapshot_after() && state.dropped == 0 {
+        if snapshot_due(parsed, parsed_entries, snapshot_len) && state.dropped == 0 {
             // Only an accelerator: a failure costs the next load some time, nothing else.
             if let Err(e) = state.write_snapshot(cache_dir) {
                 tracing::debug!("cannot write the state snapshot: {e}");
@@ -196,13 +237,13 @@ impl State {
         Ok(State::from_report(journal.load()?))
     }
 
-    /// The snapshot plus the journal lines after it, with the bytes of JSON parsed; `None`
+    /// The snapshot plus the journal lines after it, with what was parsed of those; `None`
     /// when there is no usable snapshot or the journal's tail is torn (the caller then reads,
     /// and repairs, the whole journal).
     fn from_snapshot(
         cache_dir: &Path,
         journal: &Journal,
-    ) -> Result<Option<(State, u64)>, JournalError> {
+    ) -> Result<Option<(State, Tail)>, JournalError> {
         let Some(snap) = crate::snapshot::read(cache_dir, journal.path()) else {
             return Ok(None);
         };
@@ -216,10 +257,15 @@ impl State {
         state.offset = report.complete_len;
         state.inode = report.inode;
         let parsed = report.total_len.saturating_sub(snap.mark.offset);
+        let tail = Tail {
+            bytes: parsed,
+            entries: report.entries.len(),
+            snapshot_len: snap.len,
+        };
         for e in report.entries {
             state.apply(e);
         }
-        Ok(Some((state, parsed)))
+        Ok(Some((state, tail)))
     }
 
     fn from_report(report: LoadReport) -> State {
@@ -319,5 +365,26 @@ impl State {
             .chain(nodes.into_iter().cloned().map(Entry::Node))
             .chain(jobs.into_iter().cloned().map(Entry::Job))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due_after;
+
+    #[test]
+    fn a_snapshot_is_due_after_many_entries_or_many_bytes() {
+        // Many small records: parsing them is what a snapshot saves.
+        assert!(snapshot_due_after(3 << 20, 10_000, 100 << 20, None));
+        assert!(!snapshot_due_after(1 << 20, 10_000, 0, None));
+        // A few large records (a big gather's manifest) parse fast: not worth writing a
+        // snapshot again until they add up to half its size.
+        assert!(!snapshot_due_after(3 << 20, 3, 16 << 20, None));
+        assert!(snapshot_due_after(9 << 20, 9, 16 << 20, None));
+        // Without a snapshot, as many bytes make one.
+        assert!(snapshot_due_after(3 << 20, 3, 0, None));
+        // FLOW_SNAPSHOT_AFTER_BYTES counts bytes alone.
+        assert!(snapshot_due_after(1, 1, 1 << 20, Some(0)));
+        assert!(!snapshot_due_after(3 << 20, 10_000, 0, Some(1 << 30)));
     }
 }
