@@ -273,9 +273,15 @@ impl StepGraphs {
                     }
                 }
                 let session = self.session.as_mut()?;
+                let started = std::time::Instant::now();
                 let captured = GraphedPass::capture(session, model, &input.images, &self.vars, cfg);
                 match captured {
                     Ok(p) => {
+                        eprintln!(
+                            "flow-train: CUDA graphs captured for input {shape:?} in {:.1} s ({} of at most {MAX_SHAPES} shapes)",
+                            started.elapsed().as_secs_f64(),
+                            self.passes.len() + 1
+                        );
                         self.passes.push((shape, p));
                         self.passes.len() - 1
                     }
