@@ -63,7 +63,7 @@ fn compile_torch_ext(lib_dir: &Path) {
             .opt_level(2);
         b
     };
-    for source in ["cpp/torch_ext.cpp", "cpp/cuda_graph.cpp"] {
+    for source in ["cpp/torch_ext.cpp", "cpp/cuda_graph.cpp", "cpp/guarded.h"] {
         println!("cargo:rerun-if-changed={source}");
     }
     build().file("cpp/torch_ext.cpp").compile("flow_torch_ext");

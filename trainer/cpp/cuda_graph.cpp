@@ -5,6 +5,8 @@
 //
 // Every function returns NULL on success or a malloc'ed message the caller frees.
 
+#include "guarded.h"
+
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 
@@ -27,14 +29,6 @@ struct Session {
 };
 
 }  // namespace
-
-#define GUARDED(...)                       \
-  try {                                    \
-    __VA_ARGS__;                           \
-    return nullptr;                        \
-  } catch (const std::exception &e) {      \
-    return strdup(e.what());               \
-  }
 
 extern "C" {
 

@@ -5,6 +5,8 @@
 //
 // Every function returns NULL on success or a malloc'ed message the caller frees.
 
+#include "guarded.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
@@ -24,8 +26,6 @@ typedef at::Tensor *tensor;
 
 namespace {
 
-char *error_of(const std::exception &e) { return strdup(e.what()); }
-
 std::vector<at::Tensor> list_of(tensor *items, int n) {
   std::vector<at::Tensor> out;
   out.reserve(n);
@@ -36,14 +36,6 @@ std::vector<at::Tensor> list_of(tensor *items, int n) {
 at::DeviceType device_type_of(int cuda) { return cuda ? at::kCUDA : at::kCPU; }
 
 }  // namespace
-
-#define GUARDED(...)                       \
-  try {                                    \
-    __VA_ARGS__;                           \
-    return nullptr;                        \
-  } catch (const std::exception &e) {      \
-    return error_of(e);                    \
-  }
 
 extern "C" {
 

@@ -4,6 +4,8 @@
 //! variables as the graphed step does (aliased for one pass per step, accumulated for more).
 //! The capture itself needs a GPU: `flow-train bench --graphs on` and `--graph-parity-steps`.
 
+mod common;
+
 use flow_trainer::model::{Mode, ModelConfig, ModelOutput, ModelSize, RfDetrSeg};
 use flow_trainer::torch_ext;
 use flow_trainer::train::graphed_step::split_pass;
@@ -17,20 +19,7 @@ use tch::{Device, Kind, Tensor};
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn targets() -> Vec<ImageTargets> {
-    let mut m = vec![0.0f32; 24 * 30];
-    for y in 6..18 {
-        for x in 8..20 {
-            m[y * 30 + x] = 1.0;
-        }
-    }
-    (0..2)
-        .map(|i| ImageTargets {
-            labels: Tensor::from_slice(&[1i64]),
-            boxes: Tensor::from_slice(&[0.45f32 + 0.1 * i as f32, 0.5, 0.4, 0.5]).view([1, 4]),
-            masks: Tensor::from_slice(&m).view([1, 24, 30]),
-            len: 1,
-        })
-        .collect()
+    common::square_targets(2, 0.1)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! any GPU run), state restored after the region, and the multi-tensor kernels against plain
 //! tensor arithmetic.
 
+mod common;
+
 use flow_trainer::model::{Mode, ModelConfig, ModelSize, RfDetrSeg};
 use flow_trainer::torch_ext::{self, AutocastGuard};
 use flow_trainer::train::loss::Criterion;
@@ -11,20 +13,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 fn targets() -> Vec<ImageTargets> {
-    let mut m = vec![0.0f32; 24 * 30];
-    for y in 6..18 {
-        for x in 8..20 {
-            m[y * 30 + x] = 1.0;
-        }
-    }
-    (0..2)
-        .map(|_| ImageTargets {
-            labels: Tensor::from_slice(&[1i64]),
-            boxes: Tensor::from_slice(&[0.45f32, 0.5, 0.4, 0.5]).view([1, 4]),
-            masks: Tensor::from_slice(&m).view([1, 24, 30]),
-            len: 1,
-        })
-        .collect()
+    common::square_targets(2, 0.0)
 }
 
 fn finite(t: &Tensor) -> bool {
