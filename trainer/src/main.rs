@@ -349,6 +349,17 @@ fn doctor(threads: Option<i32>, cuda_load: Result<(), String>) -> Result<(), Str
         (Err(e), false) => println!("cuda: not available (libtorch_cuda.so not loaded: {e})"),
         (Ok(()), false) => println!("cuda: not available (libtorch_cuda.so loaded, no GPU)"),
     }
+    let graphs = if !flow_trainer::cuda_graph::built() {
+        "not built in (no CUDA headers where this binary was built): passes run eagerly".to_owned()
+    } else if !cuda {
+        "built in, used on a GPU".to_owned()
+    } else {
+        match flow_trainer::cuda_graph::GraphSession::new() {
+            Ok(_) => "available".to_owned(),
+            Err(e) => format!("built in, but cannot be loaded ({e}): passes run eagerly"),
+        }
+    };
+    println!("cuda graphs: {graphs}");
     let loss = conv_step(Device::Cpu)?;
     println!("cpu conv forward/backward: loss {loss:.6}");
     if cuda {

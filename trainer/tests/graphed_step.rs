@@ -8,7 +8,7 @@ mod common;
 
 use flow_trainer::model::{Mode, ModelConfig, ModelOutput, ModelSize, RfDetrSeg};
 use flow_trainer::torch_ext;
-use flow_trainer::train::graphed_step::split_pass;
+use flow_trainer::train::graphed_step::{StepGraphs, split_pass};
 use flow_trainer::train::loss::Criterion;
 use flow_trainer::train::step::StepConfig;
 use flow_trainer::train::targets::{ImageTargets, StepInput};
@@ -146,4 +146,42 @@ fn the_model_output_round_trips_through_its_flat_list() {
         .collect();
     assert_eq!(ptrs, again);
     assert!(ModelOutput::from_tensors(out.aux.len() + 1, Vec::new()).is_none());
+}
+
+#[test]
+fn graphs_that_cannot_be_used_fall_back_to_eager_passes_once() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(0);
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = ModelConfig::preset(ModelSize::Tiny, 2).expect("preset");
+    let model = RfDetrSeg::new(&vs.root(), &cfg).expect("build");
+    let input = StepInput {
+        images: Tensor::randn([2, 3, 96, 120], (Kind::Float, Device::Cpu)),
+        targets: targets(),
+    };
+    let step = StepConfig {
+        batch_size: 2,
+        grad_accum_steps: 1,
+        groups: cfg.group_detr,
+        device: Device::Cpu,
+        autocast: None,
+    };
+    // No CUDA here: the session cannot start, the pass is left to the caller (eager), and
+    // the graphs stay off without trying again.
+    let mut graphs = StepGraphs::new(vs.trainable_variables());
+    assert!(!graphs.failed());
+    assert!(
+        graphs
+            .pass(&model, &Criterion::default(), &input, &step)
+            .is_none()
+    );
+    assert!(graphs.failed());
+    assert_eq!(graphs.shapes(), 0);
+    assert!(
+        graphs
+            .pass(&model, &Criterion::default(), &input, &step)
+            .is_none()
+    );
+    // Nothing touched the variables' gradients.
+    assert!(vs.trainable_variables().iter().all(|v| !v.grad().defined()));
 }
