@@ -169,12 +169,15 @@ fn train(args: TrainArgs) -> Result<(), String> {
         .or_else(|| std::env::var("FLOW_TRAIN_CUDNN").ok())
         .unwrap_or_else(|| "on".to_owned());
     flow_trainer::device::apply_cudnn(device, &cudnn)?;
-    let cuda_graphs = args
+    let asked_graphs = args
         .cuda_graphs
         .or_else(|| std::env::var("FLOW_TRAIN_CUDA_GRAPHS").ok())
         .map(|v| flow_trainer::device::parse_switch("--cuda-graphs", &v))
-        .transpose()?
-        .unwrap_or(true);
+        .transpose()?;
+    if asked_graphs == Some(true) && device == Device::Cpu {
+        eprintln!("note: --cuda-graphs applies on CUDA only; the CPU runs every pass eagerly");
+    }
+    let cuda_graphs = asked_graphs.unwrap_or(true);
     let model_size = args
         .model_size
         .as_deref()

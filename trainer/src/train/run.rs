@@ -192,9 +192,6 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
         if run.cfg.training.amp && opts.device == Device::Cpu {
             eprintln!("note: training.amp applies on CUDA only; the CPU trains in fp32");
         }
-        if opts.cuda_graphs && opts.device == Device::Cpu {
-            eprintln!("note: --cuda-graphs applies on CUDA only; the CPU runs every pass eagerly");
-        }
     }
     run.train_epochs()
 }
