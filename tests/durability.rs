@@ -276,6 +276,37 @@ fn a_state_snapshot_is_used_only_while_it_matches_the_journal() {
 }
 
 #[test]
+fn a_run_that_wrote_much_leaves_a_snapshot_for_the_next_command() {
+    let p = TestProject::new();
+    p.workflow("nodes:\n  a:\n    matrix: {i: [1, 2, 3, 4, 5, 6, 7, 8]}\n    run: 'echo {i} > {outputs.0}'\n    outputs: ['out/{i}.txt']\n");
+    let run = |p: &TestProject, after: &str| {
+        let out = flow_cmd(p, &["run", "workflows/w.yaml", "--json"])
+            .env("FLOW_SNAPSHOT_AFTER_BYTES", after)
+            .env("FLOW_LOG", "flow_engine=debug")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let snapshot = p.path(".cache/state.snapshot");
+    // Eight records are more than 100 bytes: the run reloads its state at the end and
+    // leaves a snapshot, so the next run reads it with no journal line after it.
+    let first = run(&p, "100");
+    assert!(snapshot.exists(), "no snapshot after the run:\n{first}");
+    let next = run(&p, "100");
+    assert!(
+        next.contains("state loaded from the snapshot journal_tail=0"),
+        "{next}"
+    );
+    // Under the threshold (a run that wrote little) no reload happens: the snapshot stays
+    // as it was.
+    std::fs::remove_file(&snapshot).unwrap();
+    p.write("out/3.txt", "edited\n");
+    run(&p, "1000000000");
+    assert!(!snapshot.exists(), "a small run wrote a snapshot");
+}
+
+#[test]
 fn a_torn_journal_tail_is_dropped_with_a_warning() {
     let p = TestProject::new();
     p.workflow("nodes:\n  a:\n    run: 'echo a > {outputs.0}'\n    outputs: [a.txt]\n  b:\n    run: 'echo b > {outputs.0}'\n    outputs: [b.txt]\n");

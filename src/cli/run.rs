@@ -212,6 +212,7 @@ pub(super) fn run_source(
         .map_err(|e| Failure::internal(miette::miette!("{e}")))?;
     tracing::debug!("planned");
     if slurm {
+        let journal_before = journal_len(&cache);
         let code = super::slurm::run(super::slurm::SlurmRun {
             project,
             graph: &graph,
@@ -227,6 +228,7 @@ pub(super) fn run_source(
             selected: &selected,
         });
         sync_registry(project, &state, &Default::default())?;
+        State::leave_snapshot_after(&cache, journal_len(&cache).saturating_sub(journal_before));
         return code;
     }
 
@@ -294,10 +296,12 @@ pub(super) fn run_source(
         limits: Limits { jobs, gpus },
         keep_going: args.keep_going,
     };
+    let journal_before = journal_len(&cache);
     let summary = run_local(
         project, &graph, &plan, &mut state, &digester, &options, args.json,
     );
     sync_registry(project, &state, &Default::default())?;
+    State::leave_snapshot_after(&cache, journal_len(&cache).saturating_sub(journal_before));
     drop(digester);
     leak((graph, state, plan, files));
     let summary = summary?;
@@ -337,6 +341,13 @@ pub(super) fn run_source(
     } else {
         exit_codes::NODE_FAILED
     })
+}
+
+/// The journal's size in bytes (0 when there is none yet).
+fn journal_len(cache: &Path) -> u64 {
+    std::fs::metadata(flow_engine::journal::Journal::new(cache).path())
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 /// Skips freeing what the command built (tens of thousands of instances and records): the
