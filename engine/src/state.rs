@@ -217,19 +217,23 @@ impl State {
         Ok(state)
     }
 
-    /// After a command that appended `appended` bytes to the journal: when that is more than
-    /// a snapshot is due for (`FLOW_SNAPSHOT_AFTER_BYTES`, else 2 MiB), loads the state again,
-    /// which leaves a snapshot when due. The command pays the parse of what it wrote (about
-    /// 0.1 s after a 20,000-node run), so that the next one (often a no-op or `flow status`
-    /// right after a sweep) does not. Failures only cost the next load that time.
-    pub fn leave_snapshot_after(cache_dir: &Path, appended: u64) {
+    /// Whether a command that appended `appended` bytes to the journal should leave a
+    /// snapshot ([`State::leave_snapshot`]): more than `FLOW_SNAPSHOT_AFTER_BYTES`, else
+    /// 2 MiB.
+    pub fn wrote_enough_to_snapshot(appended: u64) -> bool {
         let after = std::env::var("FLOW_SNAPSHOT_AFTER_BYTES")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(SNAPSHOT_AFTER);
-        if appended <= after {
-            return;
-        }
+        appended > after
+    }
+
+    /// Loads the state again, which leaves a snapshot when one is due: a command that wrote
+    /// much pays the parse of it (about 0.1 s after a 20,000-node run), so that the next one
+    /// (often a no-op or `flow status` right after a sweep) does not. The caller frees its
+    /// own state first, or the peak memory doubles. Failures only cost the next load that
+    /// time.
+    pub fn leave_snapshot(cache_dir: &Path) {
         match State::load(cache_dir) {
             // Not freed: the process is about to exit, and freeing a big state costs time.
             Ok(state) => std::mem::forget(state),

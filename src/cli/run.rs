@@ -228,7 +228,10 @@ pub(super) fn run_source(
             selected: &selected,
         });
         sync_registry(project, &state, &Default::default())?;
-        State::leave_snapshot_after(&cache, journal_len(&cache).saturating_sub(journal_before));
+        if State::wrote_enough_to_snapshot(journal_len(&cache).saturating_sub(journal_before)) {
+            drop(state);
+            State::leave_snapshot(&cache);
+        }
         return code;
     }
 
@@ -301,9 +304,17 @@ pub(super) fn run_source(
         project, &graph, &plan, &mut state, &digester, &options, args.json,
     );
     sync_registry(project, &state, &Default::default())?;
-    State::leave_snapshot_after(&cache, journal_len(&cache).saturating_sub(journal_before));
     drop(digester);
-    leak((graph, state, plan, files));
+    if State::wrote_enough_to_snapshot(journal_len(&cache).saturating_sub(journal_before)) {
+        // The reload builds a second state: this one goes first, or a big sweep's peak
+        // memory would double at its very end.
+        drop(state);
+        drop(files);
+        State::leave_snapshot(&cache);
+        leak((graph, plan));
+    } else {
+        leak((graph, state, plan, files));
+    }
     let summary = summary?;
     if args.json {
         println!(
