@@ -9,8 +9,9 @@
 //! numbers are those of the eager pass (same kernels, same order).
 //!
 //! Capturing needs a forward without host synchronisation or data-dependent shapes (the model
-//! has none); each input shape (multi-scale sizes, a short last batch) gets its own pair of
-//! graphs, up to [`MAX_SHAPES`]. Once a capture fails, every pass runs eagerly.
+//! has none); each input shape (the multi-scale sizes) gets its own pair of graphs, up to
+//! [`MAX_SHAPES`]; batches smaller than the first captured one (an epoch's short last batch)
+//! run eagerly. Once a capture fails, every pass runs eagerly.
 
 use tch::{Device, Kind, Tensor};
 
@@ -262,6 +263,9 @@ impl StepGraphs {
         let index = match self.passes.iter().position(|(s, _)| *s == shape) {
             Some(i) => i,
             None if self.passes.len() >= MAX_SHAPES => return None,
+            // A short batch (an epoch's last) is rare: not worth a capture's seconds and
+            // memory, nor one of the slots the sizes of full batches need.
+            None if self.passes.first().is_some_and(|(s, _)| shape[0] < s[0]) => return None,
             None => {
                 if self.session.is_none() {
                     match GraphSession::new() {
