@@ -223,10 +223,7 @@ pub fn manifest(
 ) -> io::Result<Manifest> {
     let inst = &graph.nodes[id];
     let spec = graph.node_spec(id);
-    let mut inputs = BTreeMap::new();
-    for input in inst.inputs.iter().filter(|i| i.produced_by.is_none()) {
-        digester.input(input, &mut inputs)?;
-    }
+    let inputs = input_digests(graph, id, digester)?;
     let upstream = upstream_outputs(graph, id, state)
         .into_iter()
         .map(|(dep, outputs)| (dep.to_owned(), outputs.clone()))

@@ -26,10 +26,14 @@ const SNAPSHOT_AFTER_ENTRIES: usize = 1000;
 /// small projects), else over 2 MiB in over 1,000 entries or in more than half the
 /// snapshot's size.
 fn snapshot_due(bytes: u64, entries: usize, snapshot_len: u64) -> bool {
-    let after = std::env::var("FLOW_SNAPSHOT_AFTER_BYTES")
+    snapshot_due_after(bytes, entries, snapshot_len, snapshot_after_setting())
+}
+
+/// `FLOW_SNAPSHOT_AFTER_BYTES`, when set to a number.
+fn snapshot_after_setting() -> Option<u64> {
+    std::env::var("FLOW_SNAPSHOT_AFTER_BYTES")
         .ok()
-        .and_then(|v| v.parse::<u64>().ok());
-    snapshot_due_after(bytes, entries, snapshot_len, after)
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn snapshot_due_after(
@@ -221,11 +225,7 @@ impl State {
     /// snapshot ([`State::leave_snapshot`]): more than `FLOW_SNAPSHOT_AFTER_BYTES`, else
     /// 2 MiB.
     pub fn wrote_enough_to_snapshot(appended: u64) -> bool {
-        let after = std::env::var("FLOW_SNAPSHOT_AFTER_BYTES")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(SNAPSHOT_AFTER);
-        appended > after
+        appended > snapshot_after_setting().unwrap_or(SNAPSHOT_AFTER)
     }
 
     /// Loads the state again, which leaves a snapshot when one is due: a command that wrote

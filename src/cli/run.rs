@@ -228,10 +228,7 @@ pub(super) fn run_source(
             selected: &selected,
         });
         sync_registry(project, &state, &Default::default())?;
-        if State::wrote_enough_to_snapshot(journal_len(&cache).saturating_sub(journal_before)) {
-            drop(state);
-            State::leave_snapshot(&cache);
-        }
+        release_state(&cache, journal_before, state);
         return code;
     }
 
@@ -305,16 +302,8 @@ pub(super) fn run_source(
     );
     sync_registry(project, &state, &Default::default())?;
     drop(digester);
-    if State::wrote_enough_to_snapshot(journal_len(&cache).saturating_sub(journal_before)) {
-        // The reload builds a second state: this one goes first, or a big sweep's peak
-        // memory would double at its very end.
-        drop(state);
-        drop(files);
-        State::leave_snapshot(&cache);
-        leak((graph, plan));
-    } else {
-        leak((graph, state, plan, files));
-    }
+    release_state(&cache, journal_before, (state, files));
+    leak((graph, plan));
     let summary = summary?;
     if args.json {
         println!(
@@ -352,6 +341,20 @@ pub(super) fn run_source(
     } else {
         exit_codes::NODE_FAILED
     })
+}
+
+/// Ends a run that found the journal at `journal_before` bytes. When it wrote enough for a
+/// snapshot, frees `state` (the run's copy of the records) and loads the state again, which
+/// leaves one for the next command; otherwise leaks it like the rest of what the run built.
+fn release_state<T>(cache: &Path, journal_before: u64, state: T) {
+    if State::wrote_enough_to_snapshot(journal_len(cache).saturating_sub(journal_before)) {
+        // The reload builds a second state: this one goes first, or a big sweep's peak
+        // memory would double at its very end.
+        drop(state);
+        State::leave_snapshot(cache);
+    } else {
+        leak(state);
+    }
 }
 
 /// The journal's size in bytes (0 when there is none yet).
