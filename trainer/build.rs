@@ -25,6 +25,7 @@ fn main() {
     }
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let graph_library = out.join("libflow_cuda_graph.so");
+    // Without libtorch nothing was compiled, but src/cuda_graph.rs embeds the file regardless.
     if !graph_library.exists() {
         std::fs::write(&graph_library, b"").expect("OUT_DIR is writable");
     }
@@ -97,7 +98,8 @@ fn compile_torch_ext(lib_dir: &Path) {
         }
     });
     if !built {
-        let _ = std::fs::remove_file(&library);
+        // An empty library says "no CUDA graphs" (and replaces one an earlier build made).
+        std::fs::write(&library, b"").expect("OUT_DIR is writable");
     }
 }
 

@@ -130,18 +130,6 @@ fn print_profile(r: &BenchRow) {
     );
 }
 
-/// Runs `f`, turning a libtorch panic (an out-of-memory inside an op tch does not wrap
-/// fallibly) into an error.
-fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        Err(p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "panic".to_owned()))
-    })
-}
-
 /// The command.
 pub fn run(args: BenchArgs) -> ExitCode {
     match bench(args) {
@@ -220,7 +208,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
                         amp: precision == precision_name(true),
                         graphs,
                     };
-                    let row = guarded(|| {
+                    let row = crate::torch_ext::unpanicked(|| {
                         bench_case(&case, &settings, &dataset).map_err(|e| e.to_string())
                     });
                     match row {
@@ -264,8 +252,9 @@ fn compare_curves(
     let mut curves = Vec::new();
     for (label, case) in cases {
         let started = std::time::Instant::now();
-        let curve =
-            guarded(|| loss_curve(case, settings, dataset, steps).map_err(|e| e.to_string()))?;
+        let curve = crate::torch_ext::unpanicked(|| {
+            loss_curve(case, settings, dataset, steps).map_err(|e| e.to_string())
+        })?;
         println!(
             "{name} {label}: {} steps in {:.1} s, first loss {:.4}, last loss {:.4}",
             curve.len(),

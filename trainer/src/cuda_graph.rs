@@ -107,18 +107,6 @@ pub fn built() -> bool {
     !LIBRARY.is_empty()
 }
 
-/// `f`'s result, with a panic (tch panics when a libtorch call fails) turned into an error.
-fn unpanicked<T>(f: impl FnOnce() -> Result<T, TorchExtError>) -> Result<T, TorchExtError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        let text = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "panic".to_owned());
-        Err(TorchExtError(text))
-    })
-}
-
 /// A captured graph of a [`GraphSession`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GraphId(i32);
@@ -154,7 +142,7 @@ impl GraphSession {
     ) -> Result<T, TorchExtError> {
         // SAFETY: `raw` is a live session.
         check(unsafe { (self.api.session_enter)(self.raw) })?;
-        let result = unpanicked(|| f(self));
+        let result = crate::torch_ext::unpanicked(|| f(self));
         // SAFETY: as above; always leave the side stream, even after a failure.
         let left = check(unsafe { (self.api.session_exit)(self.raw) });
         let value = result?;
@@ -174,7 +162,7 @@ impl GraphSession {
         check(unsafe { (self.api.capture_begin)(self.raw, &mut index) })?;
         // A tch call that fails panics: the capture must still end, or the stream would stay
         // in capture mode and every later CUDA call of the process would fail.
-        let result = unpanicked(f);
+        let result = crate::torch_ext::unpanicked(f);
         // SAFETY: ends the capture begun above, whatever `f` did.
         let ended = check(unsafe { (self.api.capture_end)(self.raw) });
         let value = result?;

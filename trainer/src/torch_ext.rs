@@ -84,6 +84,27 @@ unsafe extern "C" {
     ) -> *mut c_char;
 }
 
+/// The panic's message as an error: tch panics when a libtorch call fails (an out-of-memory
+/// inside an op it does not wrap fallibly, an operation a CUDA-graph capture forbids), and
+/// callers that must go on (a benchmark row, a capture that has to be ended) want an error.
+pub fn unpanicked<T, E: From<TorchExtError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let text = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "panic".to_owned());
+        Err(E::from(TorchExtError(text)))
+    })
+}
+
+/// The bare message, for callers whose errors are strings.
+impl From<TorchExtError> for String {
+    fn from(e: TorchExtError) -> String {
+        e.0
+    }
+}
+
 /// Turns the shim's returned message (NULL on success) into a result, freeing it.
 pub(crate) fn check(message: *mut c_char) -> Result<(), TorchExtError> {
     if message.is_null() {

@@ -11,38 +11,56 @@ use flow_trainer::torch_ext;
 use flow_trainer::train::graphed_step::{StepGraphs, split_pass};
 use flow_trainer::train::loss::Criterion;
 use flow_trainer::train::step::StepConfig;
-use flow_trainer::train::targets::{ImageTargets, StepInput};
+use flow_trainer::train::targets::StepInput;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// libtorch's random generator is process-global: tests that seed it take this lock.
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn targets() -> Vec<ImageTargets> {
-    common::square_targets(2, 0.1)
+/// The tiny model on the CPU, from seed 0, with its variables.
+struct Tiny {
+    vs: VarStore,
+    cfg: ModelConfig,
+    model: RfDetrSeg,
+}
+
+fn tiny() -> Tiny {
+    tch::manual_seed(0);
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = ModelConfig::preset(ModelSize::Tiny, 2).expect("preset");
+    let model = RfDetrSeg::new(&vs.root(), &cfg).expect("build");
+    Tiny { vs, cfg, model }
+}
+
+/// Two random images with one object each.
+fn input() -> StepInput {
+    StepInput {
+        images: Tensor::randn([2, 3, 96, 120], (Kind::Float, Device::Cpu)),
+        targets: common::square_targets(2, 0.1),
+    }
+}
+
+/// A CPU pass of the two images, `passes` passes per optimizer step.
+fn cpu_step(cfg: &ModelConfig, passes: usize) -> StepConfig {
+    StepConfig {
+        batch_size: 2,
+        grad_accum_steps: passes,
+        groups: cfg.group_detr,
+        device: Device::Cpu,
+        autocast: None,
+    }
 }
 
 #[test]
 fn the_split_pass_gives_the_plain_pass_loss_and_gradients() {
     let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::set_num_threads(1);
-    tch::manual_seed(0);
-    let vs = VarStore::new(Device::Cpu);
-    let cfg = ModelConfig::preset(ModelSize::Tiny, 2).expect("preset");
-    let model = RfDetrSeg::new(&vs.root(), &cfg).expect("build");
+    let Tiny { vs, cfg, model } = tiny();
     let criterion = Criterion::default();
     let vars = vs.trainable_variables();
-    let input = StepInput {
-        images: Tensor::randn([2, 3, 96, 120], (Kind::Float, Device::Cpu)),
-        targets: targets(),
-    };
-    let step = StepConfig {
-        batch_size: 2,
-        grad_accum_steps: 2,
-        groups: cfg.group_detr,
-        device: Device::Cpu,
-        autocast: None,
-    };
+    let input = input();
+    let step = cpu_step(&cfg, 2);
 
     // The plain pass: forward, criterion, backward through everything.
     tch::manual_seed(7);
@@ -125,10 +143,7 @@ fn gradients_are_aliased_for_one_pass_and_accumulated_for_several() {
 #[test]
 fn the_model_output_round_trips_through_its_flat_list() {
     let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(0);
-    let vs = VarStore::new(Device::Cpu);
-    let cfg = ModelConfig::preset(ModelSize::Tiny, 2).expect("preset");
-    let model = RfDetrSeg::new(&vs.root(), &cfg).expect("build");
+    let Tiny { model, .. } = tiny();
     let images = Tensor::randn([1, 3, 96, 120], (Kind::Float, Device::Cpu));
     let out = model.forward(&images, Mode::Eval).expect("forward");
     let flat: Vec<Tensor> = out
@@ -151,21 +166,9 @@ fn the_model_output_round_trips_through_its_flat_list() {
 #[test]
 fn graphs_that_cannot_be_used_fall_back_to_eager_passes_once() {
     let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(0);
-    let vs = VarStore::new(Device::Cpu);
-    let cfg = ModelConfig::preset(ModelSize::Tiny, 2).expect("preset");
-    let model = RfDetrSeg::new(&vs.root(), &cfg).expect("build");
-    let input = StepInput {
-        images: Tensor::randn([2, 3, 96, 120], (Kind::Float, Device::Cpu)),
-        targets: targets(),
-    };
-    let step = StepConfig {
-        batch_size: 2,
-        grad_accum_steps: 1,
-        groups: cfg.group_detr,
-        device: Device::Cpu,
-        autocast: None,
-    };
+    let Tiny { vs, cfg, model } = tiny();
+    let input = input();
+    let step = cpu_step(&cfg, 1);
     // No CUDA here: the session cannot start, the pass is left to the caller (eager), and
     // the graphs stay off without trying again.
     let mut graphs = StepGraphs::new(vs.trainable_variables());
