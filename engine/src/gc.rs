@@ -70,6 +70,7 @@ mod tests {
         Entry::Node(NodeRecord {
             id: id.into(),
             key: "k".into(),
+            check: None,
             status: RunStatus::Ok,
             exit_code: Some(0),
             error: None,

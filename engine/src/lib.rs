@@ -18,6 +18,7 @@ pub mod gc;
 pub mod graph;
 pub mod journal;
 pub mod key;
+pub mod key_check;
 pub mod plan;
 pub mod project;
 pub mod reconcile;

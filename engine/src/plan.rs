@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::digest::Digester;
 use crate::graph::{Graph, NodeId};
 use crate::key::{KeyParts, Manifest, ManifestParts, ParamRecord};
+use crate::key_check::{KeyCheck, KeyCheckWriter};
 use crate::state::{NodeRecord, RunStatus, State};
 
 /// How one declared file differs from the last run.
@@ -243,14 +244,68 @@ pub fn manifest(
     })
 }
 
-/// The key [`manifest`] would give, computed from borrowed parts (no manifest is built).
-fn key(graph: &Graph, id: NodeId, state: &State, digester: &Digester<'_>) -> io::Result<String> {
+/// Whether the key [`manifest`] would give is `record`'s: through the record's key check when
+/// it has one and it matches, else by computing the key from borrowed parts (no manifest is
+/// built).
+fn key_matches(
+    graph: &Graph,
+    id: NodeId,
+    state: &State,
+    digester: &Digester<'_>,
+    record: &NodeRecord,
+) -> io::Result<bool> {
     let inst = &graph.nodes[id];
     let mut inputs = BTreeMap::new();
     for input in inst.inputs.iter().filter(|i| i.produced_by.is_none()) {
         digester.input_as_seen(input, &mut inputs)?;
     }
-    Ok(key_with_inputs(graph, id, state, &inputs))
+    if let Some(check) = record.check
+        && check == key_check(graph, id, state, &inputs)
+    {
+        return Ok(true);
+    }
+    Ok(key_with_inputs(graph, id, state, &inputs) == record.key)
+}
+
+/// The [`KeyCheck`] of what [`key_with_inputs`] covers, for the same arguments: the task, the
+/// parameters, the command, the outputs, the input digests and each upstream's output digests
+/// (in the instance's dependency order, so no map of a gather's upstreams is built).
+pub fn key_check(
+    graph: &Graph,
+    id: NodeId,
+    state: &State,
+    inputs: &BTreeMap<String, crate::disk::Digest>,
+) -> KeyCheck {
+    let inst = &graph.nodes[id];
+    let spec = graph.node_spec(id);
+    let mut w = KeyCheckWriter::new(256 + 128 * inst.deps.len());
+    w.str(&spec.task);
+    w.u32(spec.task_version);
+    w.count(inst.params.len());
+    for (k, p) in &inst.params {
+        w.str(k);
+        w.value(&p.value);
+    }
+    w.opt_str(inst.command.as_deref());
+    w.count(inst.outputs.len());
+    for o in &inst.outputs {
+        w.str(o);
+    }
+    w.digests(inputs);
+    w.count(inst.deps.len());
+    for &d in &inst.deps {
+        let dep = &graph.nodes[d];
+        w.str(&dep.id);
+        match state
+            .nodes
+            .get(&dep.id)
+            .filter(|r| r.status == RunStatus::Ok)
+        {
+            Some(r) => w.digests(&r.outputs),
+            None => w.count(0),
+        }
+    }
+    w.finish()
 }
 
 /// The digests of an instance's declared inputs (files, directories and globs expanded) as
@@ -533,7 +588,7 @@ fn decide(
         match state.nodes.get(&inst.id) {
             Some(record)
                 if record.status == RunStatus::Ok
-                    && key(graph, id, state, digester)? == record.key =>
+                    && key_matches(graph, id, state, digester, record)? =>
             {
                 reasons_now.extend(output_reasons(graph, id, record, digester)?);
             }
@@ -592,6 +647,7 @@ mod tests {
             let rec = NodeRecord {
                 id: g.nodes[id].id.clone(),
                 key: m.key(),
+                check: None,
                 status: RunStatus::Ok,
                 exit_code: Some(0),
                 error: None,
@@ -629,8 +685,89 @@ mod tests {
                 crate::key::StoredManifest::new(&m).text()
             );
             assert_eq!(key_with_inputs(&g, id, &state, &inputs), m.key());
-            assert_eq!(key(&g, id, &state, &digester).unwrap(), m.key());
+            let record = &state.nodes[&g.nodes[id].id];
+            assert!(record.check.is_none());
+            assert!(key_matches(&g, id, &state, &digester, record).unwrap());
         }
+    }
+
+    /// Each instance's (key, key check) in a graph of `wf` over this disk and state.
+    fn keys_and_checks(wf: &str, disk: &MemDisk, state: &State) -> Vec<(String, KeyCheck)> {
+        let g = graph(wf, disk);
+        let digester = Digester::new(disk, &state.files);
+        g.topo_order()
+            .map(|id| {
+                let inputs = input_digests(&g, id, &digester).unwrap();
+                (
+                    key_with_inputs(&g, id, state, &inputs),
+                    key_check(&g, id, state, &inputs),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn key_checks_change_exactly_when_keys_do() {
+        let (disk, mut state) = setup();
+        plan_and_record(&graph(WF, &disk), &mut state, &disk);
+        let base = keys_and_checks(WF, &disk, &state);
+        let same = |a: &[(String, KeyCheck)], b: &[(String, KeyCheck)]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x.0 == y.0, x.1 == y.1))
+                .collect::<Vec<_>>()
+        };
+        // The same value written differently: same keys, same checks.
+        let respelled = keys_and_checks(&WF.replace("1.0e-4", "0.0001"), &disk, &state);
+        assert_eq!(same(&base, &respelled), [(true, true), (true, true)]);
+        // A parameter, the command, an output path: that node's key and check change.
+        for wf in [
+            WF.replace("1.0e-4", "2.0e-4"),
+            WF.replace("run: make", "run: remake"),
+            WF.replace("[a.out]", "[a2.out]"),
+        ] {
+            let changed = keys_and_checks(&wf, &disk, &state);
+            assert_eq!(same(&base, &changed)[0], (false, false), "{wf}");
+        }
+        // An input file's content.
+        disk.write("in.txt", b"other data");
+        let changed = keys_and_checks(WF, &disk, &state);
+        assert_eq!(same(&base, &changed), [(false, false), (true, true)]);
+        disk.write("in.txt", b"data");
+        // An upstream's recorded outputs.
+        state
+            .nodes
+            .get_mut("a")
+            .unwrap()
+            .outputs
+            .insert("a.out".into(), "e".repeat(64));
+        let changed = keys_and_checks(WF, &disk, &state);
+        assert_eq!(same(&base, &changed), [(true, true), (false, false)]);
+    }
+
+    #[test]
+    fn a_matching_key_check_spares_the_key_and_a_stale_one_does_not() {
+        let (disk, mut state) = setup();
+        let g = graph(WF, &disk);
+        plan_and_record(&g, &mut state, &disk);
+        let digester = Digester::new(&disk, &state.files);
+        let a = g.topo_order().next().unwrap();
+        let inputs = input_digests(&g, a, &digester).unwrap();
+        let check = key_check(&g, a, &state, &inputs);
+        let mut record = state.nodes["a"].clone();
+        // A record whose check matches is taken at its word: its key is not recomputed
+        // (a garbled key proves it).
+        record.key = "not the key".into();
+        record.check = Some(check);
+        assert!(key_matches(&g, a, &state, &digester, &record).unwrap());
+        // A check of other inputs, or none: the key decides.
+        record.check = Some(KeyCheck([0; 16]));
+        assert!(!key_matches(&g, a, &state, &digester, &record).unwrap());
+        record.check = None;
+        assert!(!key_matches(&g, a, &state, &digester, &record).unwrap());
+        record.key = state.nodes["a"].key.clone();
+        record.check = Some(KeyCheck([0; 16]));
+        assert!(key_matches(&g, a, &state, &digester, &record).unwrap());
     }
 
     #[test]

@@ -399,6 +399,7 @@ pub fn reconcile(
             let mut record = NodeRecord {
                 id: rec.id.clone(),
                 key: final_manifest.key(),
+                check: None,
                 status: RunStatus::Failed,
                 exit_code: marker.as_ref().map(|m| m.exit_code),
                 error: None,

@@ -16,6 +16,7 @@ use crate::executor::{Executor, Job, JobResult};
 use crate::graph::{Graph, NodeId};
 use crate::journal::{Entry, Journal, JournalError};
 use crate::key::StoredManifest;
+use crate::key_check::KeyCheck;
 use crate::plan::{self, Plan};
 use crate::project::Project;
 use crate::scheduler::{Limits, Outcome, Scheduler};
@@ -162,11 +163,12 @@ pub async fn execute(
     let total = want.iter().filter(|w| **w).count();
     let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
     let mut background: JoinSet<Finished> = JoinSet::new();
-    // Each started node's stored manifest with its key: a gather's manifest is large (the
-    // compare of a 10,000-point sweep serializes to ~1 MB), so both are computed once, from
-    // borrowed parts. The manifest of a node just started is serialized once its command runs
-    // (see `record_manifests`), with the state its key was computed from.
-    let mut manifests: BTreeMap<NodeId, (Option<StoredManifest>, String)> = BTreeMap::new();
+    // Each started node's stored manifest with its key and key check: a gather's manifest is
+    // large (the compare of a 10,000-point sweep serializes to ~1 MB), so all are computed
+    // once, from borrowed parts. The manifest of a node just started is serialized once its
+    // command runs (see `record_manifests`), with the state its key was computed from.
+    let mut manifests: BTreeMap<NodeId, (Option<StoredManifest>, String, KeyCheck)> =
+        BTreeMap::new();
     let mut unrecorded: Vec<(NodeId, BTreeMap<String, crate::disk::Digest>)> = Vec::new();
     let mut attempts: BTreeMap<NodeId, u32> = BTreeMap::new();
     let mut held: HashMap<NodeId, Claim> = HashMap::new();
@@ -227,6 +229,7 @@ pub async fn execute(
             let inputs =
                 plan::input_digests(graph, id, digester).map_err(|e| digest_err(&inst.id, e))?;
             let key = plan::key_with_inputs(graph, id, state, &inputs);
+            let check = plan::key_check(graph, id, state, &inputs);
             if !is_forced(plan, id) {
                 let fresh = plan::is_fresh(graph, id, &key, state.nodes.get(&inst.id), digester)
                     .map_err(|e| digest_err(&inst.id, e))?;
@@ -289,7 +292,7 @@ pub async fn execute(
                 log: project.log_path(&inst.id),
                 env,
             };
-            manifests.insert(id, (None, key));
+            manifests.insert(id, (None, key, check));
             unrecorded.push((id, inputs));
             held.insert(id, claim);
             tracing::debug!(node = %inst.id, command = %job.command, "starting");
@@ -360,11 +363,12 @@ pub async fn execute(
         };
         processes -= 1;
         let inst = &graph.nodes[id];
-        let (manifest, key) = manifests.remove(&id).expect("started jobs have manifests");
+        let (manifest, key, check) = manifests.remove(&id).expect("started jobs have manifests");
         let manifest = manifest.expect("manifests are recorded before waiting for jobs");
         let mut record = NodeRecord {
             id: inst.id.clone(),
             key,
+            check: Some(check),
             status: RunStatus::Failed,
             exit_code: result.exit_code,
             error: result.error.clone(),
@@ -469,11 +473,11 @@ fn record_manifests(
     graph: &Graph,
     state: &State,
     unrecorded: &mut Vec<(NodeId, BTreeMap<String, crate::disk::Digest>)>,
-    manifests: &mut BTreeMap<NodeId, (Option<StoredManifest>, String)>,
+    manifests: &mut BTreeMap<NodeId, (Option<StoredManifest>, String, KeyCheck)>,
 ) {
     for (id, inputs) in unrecorded.drain(..) {
         let stored = plan::manifest_parts(graph, id, state, &inputs).stored();
-        if let Some((m, _)) = manifests.get_mut(&id) {
+        if let Some((m, _, _)) = manifests.get_mut(&id) {
             *m = Some(stored);
         }
     }

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 
 use crate::disk::FileMeta;
 use crate::key::StoredManifest;
+use crate::key_check::KeyCheck;
 use crate::state::{FileRecord, JobRecord, NodeRecord, RunStatus, State};
 
 /// The snapshot format this build writes and reads; any other is ignored (and replaced).
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 const MAGIC: &[u8; 12] = b"flow-snap\0\0\0";
 /// How many journal bytes before the offset are digested to recognise the journal.
 const FINGERPRINT_LEN: u64 = 4096;
@@ -92,6 +93,7 @@ pub fn write(cache_dir: &Path, journal: &Path, state: &State, mark: JournalMark)
     for r in state.nodes.values() {
         e.str(&r.id);
         e.str(&r.key);
+        e.opt(r.check, |e, c| e.buf.extend_from_slice(&c.0));
         e.u8(match r.status {
             RunStatus::Ok => 0,
             RunStatus::Failed => 1,
@@ -187,6 +189,7 @@ fn decode(bytes: &[u8]) -> Option<Loaded> {
     for _ in 0..n {
         let id = d.string()?;
         let key = d.string()?;
+        let check = d.opt(|d| Some(KeyCheck(d.take(16)?.try_into().ok()?)))?;
         let status = match d.u8()? {
             0 => RunStatus::Ok,
             1 => RunStatus::Failed,
@@ -208,6 +211,7 @@ fn decode(bytes: &[u8]) -> Option<Loaded> {
             NodeRecord {
                 id,
                 key,
+                check,
                 status,
                 exit_code,
                 error,
@@ -352,6 +356,7 @@ mod tests {
         Entry::Node(NodeRecord {
             id: id.into(),
             key: format!("key-{id}"),
+            check: (status == RunStatus::Ok).then_some(KeyCheck([7; 16])),
             status,
             exit_code: (status == RunStatus::Failed).then_some(-2),
             error: (status == RunStatus::Failed).then(|| "boom ✗".to_string()),

@@ -64,6 +64,10 @@ pub enum RunStatus {
 pub struct NodeRecord {
     pub id: String,
     pub key: String,
+    /// The [`KeyCheck`](crate::key_check::KeyCheck) of the inputs `key` was computed from,
+    /// when the run recorded one: lets planning skip recomputing an unchanged key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::key_check::KeyCheck>,
     pub status: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,

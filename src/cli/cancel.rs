@@ -108,6 +108,7 @@ pub fn cancel(project: Option<&Path>, selectors: &[String], json: bool) -> CmdRe
             Entry::Node(NodeRecord {
                 id: id.clone(),
                 key: j.provisional_key.clone(),
+                check: None,
                 status: RunStatus::Failed,
                 exit_code: None,
                 error: Some(format!(
