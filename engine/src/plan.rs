@@ -199,20 +199,25 @@ fn upstream_outputs<'a>(
     id: NodeId,
     state: &'a State,
 ) -> BTreeMap<&'a str, &'a BTreeMap<String, crate::disk::Digest>> {
-    static NO_OUTPUTS: BTreeMap<String, crate::disk::Digest> = BTreeMap::new();
     graph.nodes[id]
         .deps
         .iter()
         .map(|&d| {
             let dep = &graph.nodes[d];
-            let outputs = state
-                .nodes
-                .get(&dep.id)
-                .filter(|r| r.status == RunStatus::Ok)
-                .map_or(&NO_OUTPUTS, |r| &r.outputs);
-            (dep.id.as_str(), outputs)
+            (dep.id.as_str(), recorded_outputs(state, &dep.id))
         })
         .collect()
+}
+
+/// The output digests an upstream's key contribution is made of: those of its successful
+/// record, none otherwise.
+fn recorded_outputs<'a>(state: &'a State, id: &str) -> &'a BTreeMap<String, crate::disk::Digest> {
+    static NO_OUTPUTS: BTreeMap<String, crate::disk::Digest> = BTreeMap::new();
+    state
+        .nodes
+        .get(id)
+        .filter(|r| r.status == RunStatus::Ok)
+        .map_or(&NO_OUTPUTS, |r| &r.outputs)
 }
 
 /// Builds the manifest (and so the key) of an instance whose upstreams are all recorded.
@@ -296,14 +301,7 @@ pub fn key_check(
     for &d in &inst.deps {
         let dep = &graph.nodes[d];
         w.str(&dep.id);
-        match state
-            .nodes
-            .get(&dep.id)
-            .filter(|r| r.status == RunStatus::Ok)
-        {
-            Some(r) => w.digests(&r.outputs),
-            None => w.count(0),
-        }
+        w.digests(recorded_outputs(state, &dep.id));
     }
     w.finish()
 }
