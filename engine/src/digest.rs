@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 use std::io;
 use std::sync::Mutex;
 
@@ -15,8 +15,19 @@ use crate::state::FileRecord;
 pub struct Digester<'a> {
     disk: &'a dyn Disk,
     cache: &'a HashMap<String, FileRecord>,
-    /// Hashed during this process; the flag says whether the journal has it yet.
-    fresh: Mutex<HashMap<String, (FileRecord, bool)>>,
+    /// Hashed during this process.
+    fresh: Mutex<Fresh>,
+}
+
+/// Digests hashed during this process, and which of them the journal does not have yet.
+#[derive(Default)]
+struct Fresh {
+    /// Path -> (record, whether the journal has it).
+    records: HashMap<String, (FileRecord, bool)>,
+    /// The paths whose flag is false, each once: a run takes the new ones after every
+    /// instance, which must not cost a walk over everything hashed so far (quadratic over a
+    /// 20,000-instance sweep).
+    unpersisted: Vec<String>,
 }
 
 impl<'a> Digester<'a> {
@@ -24,7 +35,7 @@ impl<'a> Digester<'a> {
         Digester {
             disk,
             cache,
-            fresh: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(Fresh::default()),
         }
     }
 
@@ -54,7 +65,7 @@ impl<'a> Digester<'a> {
     ) -> Option<R> {
         {
             let fresh = self.fresh.lock().unwrap();
-            if let Some((r, _)) = fresh.get(path)
+            if let Some((r, _)) = fresh.records.get(path)
                 && r.meta == *meta
             {
                 return Some(f(&r.digest));
@@ -76,17 +87,16 @@ impl<'a> Digester<'a> {
         let digest = self.disk.hash_file(path)?;
         // A file that changed while it was hashed must not be cached as unchanged.
         if self.disk.stat(path)? == Some(meta) {
-            self.fresh.lock().unwrap().insert(
-                path.to_string(),
-                (
-                    FileRecord {
-                        path: path.to_string(),
-                        meta,
-                        digest: digest.clone(),
-                    },
-                    false,
-                ),
-            );
+            let mut fresh = self.fresh.lock().unwrap();
+            let record = FileRecord {
+                path: path.to_string(),
+                meta,
+                digest: digest.clone(),
+            };
+            let before = fresh.records.insert(path.to_string(), (record, false));
+            if before.is_none_or(|(_, persisted)| persisted) {
+                fresh.unpersisted.push(path.to_string());
+            }
         }
         Ok(digest)
     }
@@ -178,12 +188,15 @@ impl<'a> Digester<'a> {
     /// Cache entries hashed since the last call, to be appended to the journal.
     pub fn take_new(&self) -> Vec<FileRecord> {
         let mut fresh = self.fresh.lock().unwrap();
-        let mut v: Vec<FileRecord> = fresh
-            .values_mut()
-            .filter(|(_, persisted)| !*persisted)
-            .map(|(r, persisted)| {
-                *persisted = true;
-                r.clone()
+        let Fresh {
+            records,
+            unpersisted,
+        } = &mut *fresh;
+        let mut v: Vec<FileRecord> = unpersisted
+            .drain(..)
+            .filter_map(|path| {
+                let (r, persisted) = records.get_mut(&path)?;
+                (!std::mem::replace(persisted, true)).then(|| r.clone())
             })
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
@@ -195,6 +208,7 @@ impl<'a> Digester<'a> {
 mod tests {
     use super::*;
     use crate::disk::fake::MemDisk;
+    use foldhash::HashMapExt;
 
     #[test]
     fn path_matches_agrees_with_path() {
@@ -224,5 +238,30 @@ mod tests {
             digester.path_matches("a.txt", Some(&a)).unwrap(),
             Some(false)
         );
+    }
+
+    #[test]
+    fn each_hashed_file_is_taken_for_the_journal_once_per_content() {
+        let disk = MemDisk::default();
+        disk.write("b.txt", b"B");
+        disk.write("a.txt", b"A");
+        let cache = HashMap::new();
+        let digester = Digester::new(&disk, &cache);
+        digester.file("b.txt").unwrap();
+        digester.file("a.txt").unwrap();
+        digester.file("a.txt").unwrap();
+        let paths = |v: Vec<FileRecord>| v.into_iter().map(|r| r.path).collect::<Vec<_>>();
+        assert_eq!(paths(digester.take_new()), ["a.txt", "b.txt"]);
+        assert!(digester.take_new().is_empty());
+        // Known and unchanged: nothing new. Changed: hashed again, and new again, once.
+        digester.file("a.txt").unwrap();
+        assert!(digester.take_new().is_empty());
+        disk.write("a.txt", b"AA");
+        digester.file("a.txt").unwrap();
+        disk.write("a.txt", b"AAA");
+        digester.file("a.txt").unwrap();
+        let again = digester.take_new();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].digest, digester.file("a.txt").unwrap().unwrap());
     }
 }
