@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// memory) or gains under 5% images/s over the previous one.
     #[arg(long, default_value = "4", value_delimiter = ',')]
     pub batches: Vec<u32>,
+    /// Passes per optimizer step (`grad_accum_steps`): each step trains on batch × this many
+    /// images, as the recipe (4) does; images/s counts all of them.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: u32,
     /// Resolution modes: native, multi-scale (comma-separated).
     #[arg(long, default_value = "native", value_delimiter = ',')]
     pub modes: Vec<String>,
@@ -82,10 +86,11 @@ pub struct BenchArgs {
 
 fn print_row(r: &BenchRow, json: Option<&PathBuf>) {
     println!(
-        "ROW size={} res={} batch={} mode={} precision={} graphs={} shapes={} img/s={:.1} median_ms={:.1} peak_alloc_GiB={:.2} peak_reserved_GiB={:.2} first_step_s={:.1} loss={:.3}",
+        "ROW size={} res={} batch={} accum={} mode={} precision={} graphs={} shapes={} img/s={:.1} median_ms={:.1} peak_alloc_GiB={:.2} peak_reserved_GiB={:.2} first_step_s={:.1} loss={:.3}",
         r.size,
         r.resolution,
         r.batch,
+        r.accum,
         mode_name(r.multi_scale),
         precision_name(r.amp),
         match (r.graphs, r.graphs_failed) {
@@ -160,7 +165,8 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         profile: args.profile,
         trace: args.trace.clone(),
     };
-    let max_batch = args.batches.iter().copied().max().unwrap_or(4) as usize;
+    let max_batch =
+        (args.batches.iter().copied().max().unwrap_or(4) * args.grad_accum.max(1)) as usize;
     let dataset =
         ensure_dataset(&args.work, (args.cycle * max_batch).max(32)).map_err(|e| e.to_string())?;
     println!(
@@ -172,6 +178,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         Ok(BenchCase {
             size: *sizes.first().ok_or("no size given")?,
             batch: args.batches.first().copied().unwrap_or(4),
+            accum: args.grad_accum.max(1),
             multi_scale: false,
             amp,
             graphs,
@@ -204,6 +211,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
                     let case = BenchCase {
                         size,
                         batch,
+                        accum: args.grad_accum.max(1),
                         multi_scale: mode == mode_name(true),
                         amp: precision == precision_name(true),
                         graphs,

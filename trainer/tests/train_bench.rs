@@ -33,6 +33,7 @@ fn a_bench_case_trains_and_reports() {
     let case = BenchCase {
         size: ModelSize::Tiny,
         batch: 2,
+        accum: 1,
         multi_scale: true,
         amp: true,
         graphs: true,
@@ -65,6 +66,7 @@ fn loss_curves_repeat_and_their_divergence_is_windowed() {
     let case = BenchCase {
         size: ModelSize::Tiny,
         batch: 2,
+        accum: 1,
         multi_scale: false,
         amp: false,
         graphs: false,
@@ -84,6 +86,38 @@ fn loss_curves_repeat_and_their_divergence_is_windowed() {
     assert!((max - 0.1).abs() < 1e-9);
     let (max, _) = curve_divergence(&[1.0, 1.0], &[1.1, 1.0], 2);
     assert!((max - 0.05).abs() < 1e-9);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_accumulating_case_trains_on_batch_times_accum_images_per_step() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let dir = tempfile_dir("accum");
+    let dataset = ensure_dataset(&dir, 8).expect("dataset");
+    let case = BenchCase {
+        size: ModelSize::Tiny,
+        batch: 1,
+        accum: 2,
+        multi_scale: false,
+        amp: false,
+        graphs: false,
+    };
+    let settings = BenchSettings {
+        profile: false,
+        trace: None,
+        ..settings(&dir)
+    };
+    let row = bench_case(&case, &settings, &dataset).expect("bench");
+    assert_eq!((row.batch, row.accum, row.steps), (1, 2, 2));
+    assert!(row.loss.is_finite() && row.loss > 0.0);
+    // Two timed steps: images/s times the (median = mean) step time is the images of one
+    // step, batch x accum.
+    let per_step = row.images_per_s * row.median_ms / 1e3;
+    assert!((per_step - 2.0).abs() < 0.05, "{per_step} images per step");
+    let config = std::fs::read_to_string(dir.join("tiny-b1x2-native-fp32/config.yaml"))
+        .expect("the case's config");
+    assert!(config.contains("grad_accum_steps: 2"), "{config}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -25,8 +25,11 @@ use crate::torch_ext;
 pub struct BenchCase {
     /// Model size.
     pub size: ModelSize,
-    /// Images per step.
+    /// Images per pass.
     pub batch: u32,
+    /// Passes per optimizer step (`grad_accum_steps`; the recipe's default is 4): a step
+    /// trains on `batch × accum` images.
+    pub accum: u32,
     /// Per-batch random scale (the recipe's default) instead of the native resolution.
     pub multi_scale: bool,
     /// bf16 autocast.
@@ -52,8 +55,10 @@ pub struct BenchRow {
     pub size: String,
     /// Native resolution.
     pub resolution: i64,
-    /// Images per step.
+    /// Images per pass.
     pub batch: u32,
+    /// Passes per optimizer step.
+    pub accum: u32,
     /// Multi-scale on.
     pub multi_scale: bool,
     /// bf16 autocast on.
@@ -131,11 +136,12 @@ fn case_config(case: &BenchCase, dataset: &Path, seed: u64) -> String {
     format!(
         "experiment:\n  name: \"bench\"\n  description: \"flow-train bench\"\n  model_size: \"{}\"\n\
          data:\n  dataset_dir: {:?}\n\
-         training:\n  epochs: 100\n  batch_size: {}\n  grad_accum_steps: 1\n  amp: {}\n  multi_scale: {}\n  seed: {seed}\n\
+         training:\n  epochs: 100\n  batch_size: {}\n  grad_accum_steps: {}\n  amp: {}\n  multi_scale: {}\n  seed: {seed}\n\
          logging:\n  tensorboard: false\n  wandb: false\n",
         case.size,
         dataset.display().to_string(),
         case.batch,
+        case.accum.max(1),
         case.amp,
         case.multi_scale,
     )
@@ -148,9 +154,14 @@ fn open_run(
     tag: &str,
 ) -> Result<Run, TrainError> {
     let dir = settings.work_dir.join(format!(
-        "{}-b{}-{}-{}{}{tag}",
+        "{}-b{}{}-{}-{}{}{tag}",
         case.size,
         case.batch,
+        if case.accum > 1 {
+            format!("x{}", case.accum)
+        } else {
+            String::new()
+        },
         mode_name(case.multi_scale),
         precision_name(case.amp),
         if case.graphs { "-graphs" } else { "" }
@@ -263,13 +274,15 @@ pub fn bench_case(
         size: case.size.to_string(),
         resolution: run.model_cfg.resolution,
         batch: case.batch,
+        accum: case.accum.max(1),
         multi_scale: case.multi_scale,
         amp: case.amp,
         graphs: run.graphs.is_some(),
         graphs_failed: run.graphs.as_ref().is_some_and(|g| g.failed()),
         graph_shapes: run.graphs.as_ref().map_or(0, |g| g.shapes()),
         steps: settings.steps,
-        images_per_s: (settings.steps as f64 * case.batch as f64) / total.max(1e-9),
+        images_per_s: (settings.steps as f64 * f64::from(case.batch * case.accum.max(1)))
+            / total.max(1e-9),
         median_ms,
         peak_alloc_gib,
         peak_reserved_gib,
