@@ -231,6 +231,21 @@ fn map_entries(entries: &[(&str, &BTreeMap<String, Digest>)]) -> Vec<u8> {
 }
 
 impl Manifest {
+    /// The [`KeyCheck`](crate::key_check::KeyCheck) of this manifest's key: what the planner
+    /// computes from the graph for the same inputs.
+    pub fn key_check(&self) -> crate::key_check::KeyCheck {
+        crate::key_check::CheckedParts {
+            task: &self.task,
+            task_version: self.task_version,
+            params: self.params.iter().map(|(k, p)| (k.as_str(), &p.v)),
+            command: self.command.as_deref(),
+            outputs: &self.outputs,
+            inputs: &self.inputs,
+            upstream: self.upstream.iter().map(|(k, v)| (k.as_str(), v)),
+        }
+        .check()
+    }
+
     /// The node key, hex-encoded.
     pub fn key(&self) -> String {
         KeyParts {

@@ -4,9 +4,11 @@
 //! Keying a 10,000-point sweep's instances is most of a no-op plan's work: each key is a JSON
 //! document (a gather's is over a megabyte) hashed with blake3. The check hashes the same
 //! inputs in a plain binary framing instead: strings end with a 0xFF byte (never part of
-//! UTF-8), collections start with their length, parameter values are their canonical JSON.
+//! UTF-8), collections start with their length, parameter values are their canonical JSON,
+//! upstreams are in id order (as the key's map has them). Both the planner, from the graph,
+//! and a SLURM completion, from the manifest it records, compute the same check.
 //! Equal checks mean equal inputs, so equal keys; a different check (or none: records of
-//! older builds, SLURM completions) only means the key is computed and compared as before.
+//! older builds) only means the key is computed and compared as before.
 //! It is an accelerator, never the record: the key stays the contract.
 
 use std::collections::BTreeMap;
@@ -16,10 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::disk::Digest;
 use crate::key::KEY_FORMAT;
-use crate::value::Value;
 
 /// Bumped whenever the framing below changes; older checks then simply never match.
-const CHECK_FORMAT: u8 = 1;
+const CHECK_FORMAT: u8 = 2;
 
 /// 128 bits of blake3 over a key's inputs; written as 32 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,35 +72,83 @@ impl<'de> Deserialize<'de> for KeyCheck {
     }
 }
 
+/// The check of a key's inputs, given as the key has them: parameters and inputs by name,
+/// upstreams by instance id, each once.
+pub struct CheckedParts<'a, P, U> {
+    pub task: &'a str,
+    pub task_version: u32,
+    /// (dotted key, canonical value), in key order.
+    pub params: P,
+    pub command: Option<&'a str>,
+    pub outputs: &'a [String],
+    pub inputs: &'a BTreeMap<String, Digest>,
+    /// (upstream instance id, its output digests), in id order.
+    pub upstream: U,
+}
+
+impl<'a, P, U> CheckedParts<'a, P, U>
+where
+    U: ExactSizeIterator<Item = (&'a str, &'a BTreeMap<String, Digest>)>,
+{
+    /// The check; parameter values are graph [`Value`](crate::value::Value)s or a manifest's
+    /// `serde_json::Value`s.
+    pub fn check<V>(self) -> KeyCheck
+    where
+        V: Serialize + 'a,
+        P: ExactSizeIterator<Item = (&'a str, &'a V)>,
+    {
+        let mut w = KeyCheckWriter::new(256 + 128 * self.upstream.len());
+        w.str(self.task);
+        w.u32(self.task_version);
+        w.count(self.params.len());
+        for (k, v) in self.params {
+            w.str(k);
+            w.value(v);
+        }
+        w.opt_str(self.command);
+        w.count(self.outputs.len());
+        for o in self.outputs {
+            w.str(o);
+        }
+        w.digests(self.inputs);
+        w.count(self.upstream.len());
+        for (id, outputs) in self.upstream {
+            w.str(id);
+            w.digests(outputs);
+        }
+        w.finish()
+    }
+}
+
 /// Writes a key's inputs, field by field in a fixed order, and hashes them once at the end
 /// (blake3 is fastest over one buffer).
-pub struct KeyCheckWriter {
+struct KeyCheckWriter {
     buf: Vec<u8>,
 }
 
 impl KeyCheckWriter {
     /// Starts a check for the key format this build computes.
-    pub fn new(capacity: usize) -> Self {
+    fn new(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity + 16);
         buf.push(CHECK_FORMAT);
         buf.extend_from_slice(&KEY_FORMAT.to_le_bytes());
         KeyCheckWriter { buf }
     }
 
-    pub fn str(&mut self, s: &str) {
+    fn str(&mut self, s: &str) {
         self.buf.extend_from_slice(s.as_bytes());
         self.buf.push(0xFF);
     }
 
-    pub fn count(&mut self, n: usize) {
+    fn count(&mut self, n: usize) {
         self.buf.extend_from_slice(&(n as u64).to_le_bytes());
     }
 
-    pub fn u32(&mut self, v: u32) {
+    fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
-    pub fn opt_str(&mut self, s: Option<&str>) {
+    fn opt_str(&mut self, s: Option<&str>) {
         match s {
             None => self.buf.push(0),
             Some(s) => {
@@ -109,14 +158,15 @@ impl KeyCheckWriter {
         }
     }
 
-    /// A parameter value as its canonical JSON (what the key's manifest holds).
-    pub fn value(&mut self, v: &Value) {
+    /// A parameter value as its canonical JSON (what the key's manifest holds): a
+    /// [`Value`] and the `serde_json::Value` a manifest records for it write the same text.
+    fn value(&mut self, v: &impl Serialize) {
         serde_json::to_writer(&mut self.buf, v).expect("values serialize");
         self.buf.push(0xFF);
     }
 
     /// A path -> digest map, in its order.
-    pub fn digests(&mut self, m: &BTreeMap<String, Digest>) {
+    fn digests(&mut self, m: &BTreeMap<String, Digest>) {
         self.count(m.len());
         for (path, digest) in m {
             self.str(path);
@@ -124,7 +174,7 @@ impl KeyCheckWriter {
         }
     }
 
-    pub fn finish(self) -> KeyCheck {
+    fn finish(self) -> KeyCheck {
         let hash = blake3::hash(&self.buf);
         let mut out = [0u8; 16];
         out.copy_from_slice(&hash.as_bytes()[..16]);
@@ -135,6 +185,7 @@ impl KeyCheckWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
 
     fn check(parts: &[&str]) -> KeyCheck {
         let mut w = KeyCheckWriter::new(64);
@@ -176,6 +227,6 @@ mod tests {
         w.value(&Value::Float(1e-4));
         w.opt_str(Some("train"));
         w.digests(&BTreeMap::from([("a.txt".to_owned(), "ab".repeat(32))]));
-        assert_eq!(w.finish().to_string(), "25e87e81dd04debf48f86f026c00f0fd");
+        assert_eq!(w.finish().to_string(), "529ad5c9a7a71707c5812711ba919079");
     }
 }

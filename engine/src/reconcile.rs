@@ -399,7 +399,7 @@ pub fn reconcile(
             let mut record = NodeRecord {
                 id: rec.id.clone(),
                 key: final_manifest.key(),
-                check: None,
+                check: Some(final_manifest.key_check()),
                 status: RunStatus::Failed,
                 exit_code: marker.as_ref().map(|m| m.exit_code),
                 error: None,
