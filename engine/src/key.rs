@@ -131,6 +131,21 @@ impl ManifestParts<'_> {
         ))
     }
 
+    /// The [`KeyCheck`](crate::key_check::KeyCheck) of the manifest with these parts, from the
+    /// same upstream map the stored manifest is written from.
+    pub fn key_check(&self) -> crate::key_check::KeyCheck {
+        crate::key_check::CheckedParts {
+            task: self.task,
+            task_version: self.task_version,
+            params: self.params.iter().map(|(k, p)| (*k, &p.v)),
+            command: self.command.as_deref(),
+            outputs: self.outputs,
+            inputs: self.inputs,
+            upstream: self.upstream.iter().map(|(k, v)| (*k, *v)),
+        }
+        .check()
+    }
+
     /// The key of the manifest with these parts.
     pub fn key(&self) -> String {
         KeyParts {

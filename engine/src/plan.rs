@@ -276,7 +276,7 @@ fn key_matches(
 /// parameters, the command, the outputs, the input digests and each upstream's output digests
 /// (by upstream id, as the key's map; sorted here rather than built into a map, which for a
 /// gather's 10,000 upstreams costs several times more).
-pub fn key_check(
+fn key_check(
     graph: &Graph,
     id: NodeId,
     state: &State,
@@ -684,6 +684,7 @@ mod tests {
             );
             assert_eq!(key_with_inputs(&g, id, &state, &inputs), m.key());
             assert_eq!(key_check(&g, id, &state, &inputs), m.key_check());
+            assert_eq!(parts.key_check(), m.key_check());
             let record = &state.nodes[&g.nodes[id].id];
             assert!(record.check.is_none());
             assert!(key_matches(&g, id, &state, &digester, record).unwrap());
@@ -716,6 +717,13 @@ mod tests {
             let inputs = input_digests(&g, id, &digester).unwrap();
             assert_eq!(
                 key_check(&g, id, &state, &inputs),
+                m.key_check(),
+                "{}",
+                g.nodes[id].id
+            );
+            // What a local run records, from the parts its stored manifest is written from.
+            assert_eq!(
+                manifest_parts(&g, id, &state, &inputs).key_check(),
                 m.key_check(),
                 "{}",
                 g.nodes[id].id

@@ -163,12 +163,12 @@ pub async fn execute(
     let total = want.iter().filter(|w| **w).count();
     let mut sched = Scheduler::new(graph, &want, options.limits, options.keep_going);
     let mut background: JoinSet<Finished> = JoinSet::new();
-    // Each started node's stored manifest with its key and key check: a gather's manifest is
+    // Each started node's key, with its stored manifest and key check: a gather's manifest is
     // large (the compare of a 10,000-point sweep serializes to ~1 MB), so all are computed
-    // once, from borrowed parts. The manifest of a node just started is serialized once its
-    // command runs (see `record_manifests`), with the state its key was computed from.
-    let mut manifests: BTreeMap<NodeId, (Option<StoredManifest>, String, KeyCheck)> =
-        BTreeMap::new();
+    // once, from borrowed parts. The manifest and check of a node just started are computed
+    // once its command runs (see `record_manifests`), with the state its key was computed
+    // from.
+    let mut manifests: BTreeMap<NodeId, Started> = BTreeMap::new();
     let mut unrecorded: Vec<(NodeId, BTreeMap<String, crate::disk::Digest>)> = Vec::new();
     let mut attempts: BTreeMap<NodeId, u32> = BTreeMap::new();
     let mut held: HashMap<NodeId, Claim> = HashMap::new();
@@ -229,7 +229,6 @@ pub async fn execute(
             let inputs =
                 plan::input_digests(graph, id, digester).map_err(|e| digest_err(&inst.id, e))?;
             let key = plan::key_with_inputs(graph, id, state, &inputs);
-            let check = plan::key_check(graph, id, state, &inputs);
             if !is_forced(plan, id) {
                 let fresh = plan::is_fresh(graph, id, &key, state.nodes.get(&inst.id), digester)
                     .map_err(|e| digest_err(&inst.id, e))?;
@@ -292,7 +291,7 @@ pub async fn execute(
                 log: project.log_path(&inst.id),
                 env,
             };
-            manifests.insert(id, (None, key, check));
+            manifests.insert(id, (None, key));
             unrecorded.push((id, inputs));
             held.insert(id, claim);
             tracing::debug!(node = %inst.id, command = %job.command, "starting");
@@ -363,8 +362,8 @@ pub async fn execute(
         };
         processes -= 1;
         let inst = &graph.nodes[id];
-        let (manifest, key, check) = manifests.remove(&id).expect("started jobs have manifests");
-        let manifest = manifest.expect("manifests are recorded before waiting for jobs");
+        let (recorded, key) = manifests.remove(&id).expect("started jobs have manifests");
+        let (manifest, check) = recorded.expect("manifests are recorded before waiting for jobs");
         let mut record = NodeRecord {
             id: inst.id.clone(),
             key,
@@ -467,18 +466,21 @@ pub async fn execute(
     Ok(summary)
 }
 
-/// Serializes the manifests of the nodes started since the last call, from the state their
-/// keys were computed from: called before that state changes.
+/// A started node's stored manifest with its key check (once recorded), and its key.
+type Started = (Option<(StoredManifest, KeyCheck)>, String);
+
+/// Serializes the manifests of the nodes started since the last call, with their key checks,
+/// from the state their keys were computed from: called before that state changes.
 fn record_manifests(
     graph: &Graph,
     state: &State,
     unrecorded: &mut Vec<(NodeId, BTreeMap<String, crate::disk::Digest>)>,
-    manifests: &mut BTreeMap<NodeId, (Option<StoredManifest>, String, KeyCheck)>,
+    manifests: &mut BTreeMap<NodeId, Started>,
 ) {
     for (id, inputs) in unrecorded.drain(..) {
-        let stored = plan::manifest_parts(graph, id, state, &inputs).stored();
-        if let Some((m, _, _)) = manifests.get_mut(&id) {
-            *m = Some(stored);
+        let parts = plan::manifest_parts(graph, id, state, &inputs);
+        if let Some((m, _)) = manifests.get_mut(&id) {
+            *m = Some((parts.stored(), parts.key_check()));
         }
     }
 }

@@ -130,8 +130,7 @@ pub fn read(cache_dir: &Path, journal: &Path) -> Option<Loaded> {
     // mapped file's content cannot change while it is read. Mapped (and populated at once)
     // rather than read: no copy, no page faults on a buffer of several megabytes.
     let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
-    let mut loaded = decode(&bytes)?;
-    loaded.len = bytes.len() as u64;
+    let loaded = decode(&bytes)?;
     let meta = std::fs::metadata(journal).ok()?;
     let mark = loaded.mark;
     if std::os::unix::fs::MetadataExt::ino(&meta) != mark.inode || meta.len() < mark.offset {
